@@ -1,0 +1,1 @@
+"""lunar-fsw framework: bus, clock, process runtime, supervisor, fault protection."""

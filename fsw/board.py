@@ -1,0 +1,224 @@
+"""The board contract: the only way flight code touches hardware.
+
+A :class:`Board` reads a sample of named sensor channels, commands named
+actuators, reports its status and hands over the events it raised on its own
+(a trip, a fault flag). Backends are chosen by name (``sim``, ``serial``,
+``tcp``, ``replay``, or a third party's) with :func:`open_board`; the name
+comes from the deployment file, never from code.
+
+A board describes itself during the version handshake (:class:`BoardDescription`):
+flight code checks that the channels and actuators it needs are there rather
+than carrying a copy of the board's layout.
+
+Frame discipline: at the start of each frame the flight process calls
+:meth:`Board.sync` with the frame number and mission time. A real board takes it
+as a time sync and a heartbeat (a reactor board trips when the heartbeats
+stop); the simulated board steps its physics up to that frame first, so every
+read in frame ``t`` sees the world at ``t`` and every command of frame ``t``
+takes effect in the step to ``t + 1``.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import TracebackType
+from typing import Any, Final
+
+from fsw.errors import BoardError, BoardUnavailable
+
+#: Entry-point group through which backends register by name.
+BOARD_ENTRY_POINT_GROUP: Final = "fsw.boards"
+
+#: Default deadline of one board request, retries included.
+DEFAULT_TIMEOUT_S: Final = 0.5
+
+Value = float | int | bool
+
+
+class ValueType(str, enum.Enum):
+    """Type of a channel or actuator value on the wire."""
+
+    FLOAT = "float"
+    INT = "int"
+    BOOL = "bool"
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A sensor channel: name, type, unit and the physical range it can report."""
+
+    name: str
+    type: ValueType = ValueType.FLOAT
+    unit: str = ""
+    low: float | None = None
+    high: float | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Actuator:
+    """An actuator: commands outside ``[low, high]`` are refused by the board."""
+
+    name: str
+    type: ValueType = ValueType.FLOAT
+    unit: str = ""
+    low: float | None = None
+    high: float | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class BoardDescription:
+    """What a board says about itself in the version handshake."""
+
+    kind: str
+    protocol_version: int
+    firmware: str
+    channels: tuple[Channel, ...]
+    actuators: tuple[Actuator, ...]
+
+    def channel(self, name: str) -> Channel:
+        """Return the channel ``name``; raises :class:`BoardError` if absent."""
+        for channel in self.channels:
+            if channel.name == name:
+                return channel
+        msg = f"board {self.kind!r} has no channel {name!r}"
+        raise BoardError(msg)
+
+    def actuator(self, name: str) -> Actuator:
+        """Return the actuator ``name``; raises :class:`BoardError` if absent."""
+        for actuator in self.actuators:
+            if actuator.name == name:
+                return actuator
+        msg = f"board {self.kind!r} has no actuator {name!r}"
+        raise BoardError(msg)
+
+    def require(self, channels: tuple[str, ...] = (), actuators: tuple[str, ...] = ()) -> None:
+        """Raise :class:`BoardError` naming every missing channel or actuator."""
+        have_c = {c.name for c in self.channels}
+        have_a = {a.name for a in self.actuators}
+        missing = [f"channel {n}" for n in channels if n not in have_c]
+        missing += [f"actuator {n}" for n in actuators if n not in have_a]
+        if missing:
+            msg = f"board {self.kind!r} lacks {', '.join(missing)}"
+            raise BoardError(msg)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One reading of every channel, stamped with the board's own time."""
+
+    board_time_s: float
+    values: Mapping[str, Value]
+
+
+@dataclass(frozen=True)
+class BoardEvent:
+    """Something the board raised on its own (a trip, a fault flag)."""
+
+    name: str
+    board_time_s: float
+    severity: str = "info"
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BoardStatus:
+    """Board health as the board reports it, plus the link's view of it."""
+
+    link_up: bool
+    board_time_s: float
+    faults: frozenset[str] = frozenset()
+
+
+@dataclass
+class LinkCounters:
+    """What the link to a board has seen; published in housekeeping telemetry."""
+
+    frames_ok: int = 0
+    frames_bad: int = 0
+    bytes_skipped: int = 0
+    timeouts: int = 0
+    retries: int = 0
+    out_of_order: int = 0
+
+
+class Board(abc.ABC):
+    """One board behind one link. Owned by the process that opened it.
+
+    Every method blocks for at most its ``timeout_s`` (retries included) and
+    raises :class:`~fsw.errors.BoardTimeout` when it expires, or
+    :class:`~fsw.errors.BoardLinkLost` once the link is declared lost.
+    ``close()`` is idempotent; a board is also a context manager.
+    """
+
+    description: BoardDescription
+    counters: LinkCounters
+
+    @abc.abstractmethod
+    def sync(self, frame: int, t_s: float, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """Mark the start of ``frame`` at mission time ``t_s`` (seconds)."""
+
+    @abc.abstractmethod
+    def read(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> Sample:
+        """Read every channel once."""
+
+    @abc.abstractmethod
+    def command(self, actuator: str, value: Value, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """Drive ``actuator`` to ``value``; a refused value raises :class:`BoardError`."""
+
+    @abc.abstractmethod
+    def status(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> BoardStatus:
+        """Return the board's health."""
+
+    @abc.abstractmethod
+    def poll_events(self) -> list[BoardEvent]:
+        """Return and forget the events the board raised since the last call; never blocks."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the link. Safe to call more than once."""
+
+    def __enter__(self) -> Board:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def board_backends() -> dict[str, metadata.EntryPoint]:
+    """Return every registered backend by name (entry-point group ``fsw.boards``)."""
+    return {ep.name: ep for ep in metadata.entry_points(group=BOARD_ENTRY_POINT_GROUP)}
+
+
+def open_board(backend: str, **options: Any) -> Board:
+    """Open a board through the backend registered as ``backend``.
+
+    ``options`` are the backend's own (device path, baud rate, host, log file),
+    straight from the deployment file. Raises :class:`BoardUnavailable` for an
+    unknown name or a backend that fails to import, and whatever the backend
+    raises when the board does not answer its handshake.
+    """
+    backends = board_backends()
+    try:
+        entry = backends[backend]
+    except KeyError:
+        known = ", ".join(sorted(backends)) or "none"
+        msg = f"no board backend named {backend!r} (registered: {known})"
+        raise BoardUnavailable(msg) from None
+    try:
+        cls = entry.load()
+    except Exception as exc:
+        msg = f"board backend {backend!r} failed to load from {entry.value}: {exc}"
+        raise BoardUnavailable(msg) from exc
+    board: Board = cls(**options)
+    return board

@@ -1,0 +1,73 @@
+"""Entry point of every child process: ``python -m fsw.launch RUN_DIR NAME``.
+
+The supervisor has written the deployment and run options into ``RUN_DIR``.
+``NAME`` is ``bus`` (the broker), ``clock``, or a process of the deployment.
+The class is imported from the process's ``entry`` (``module:Class``) in the
+child itself, so a broken subsystem module fails its own process only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from fsw import run as run_module
+from fsw.deployment import Deployment, ProcessSpec
+from fsw.errors import ConfigError, FswError
+from fsw.process import Process, main_for
+
+#: The framework's own processes, which every deployment runs.
+BROKER = ProcessSpec(name="bus", entry="fsw.broker:Broker", lockstep=False)
+CLOCK = ProcessSpec(name="clock", entry="fsw.clock:FrameClock", lockstep=False)
+
+
+def framework_spec(deployment: Deployment, name: str) -> ProcessSpec:
+    """Return the spec of ``name``: the broker, the clock, or a deployment process."""
+    if name == BROKER.name:
+        return ProcessSpec(name=BROKER.name, entry=BROKER.entry, lockstep=False, restart=deployment.restart)
+    if name == CLOCK.name:
+        return ProcessSpec(
+            name=CLOCK.name,
+            entry=CLOCK.entry,
+            lockstep=False,
+            restart=deployment.restart,
+            housekeeping_period_s=1.0,
+        )
+    return deployment.process(name)
+
+
+def load_class(entry: str) -> type[Process]:
+    """Import ``module:Class`` and check it is a :class:`Process`. Raises :class:`ConfigError`."""
+    module_name, _, class_name = entry.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        cls = getattr(module, class_name)
+    except (ImportError, AttributeError) as exc:
+        msg = f"cannot load process class {entry!r}: {exc}"
+        raise ConfigError(msg) from exc
+    if not (isinstance(cls, type) and issubclass(cls, Process)):
+        msg = f"{entry!r} is not a Process subclass"
+        raise ConfigError(msg)
+    return cls
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one child of the supervisor; return its exit status."""
+    parser = argparse.ArgumentParser(prog="python -m fsw.launch")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("name")
+    args = parser.parse_args(argv)
+    try:
+        deployment, options = run_module.read(args.run_dir)
+        spec = framework_spec(deployment, args.name)
+        cls = load_class(spec.entry)
+    except FswError as exc:
+        print(f"fsw.launch: {exc}", file=sys.stderr)
+        return 2
+    return main_for(cls, deployment, spec, options)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Ground segment: space link, console, archive."""

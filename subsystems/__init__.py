@@ -1,0 +1,1 @@
+"""Flight subsystems of the lunar base: power, thermal, comms and reactor supervision."""
