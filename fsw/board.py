@@ -145,6 +145,7 @@ class LinkCounters:
     timeouts: int = 0
     retries: int = 0
     out_of_order: int = 0
+    events_dropped: int = 0  # board events lost because the event queue was full
 
 
 class Board(abc.ABC):

@@ -179,11 +179,13 @@ class Broker(Process):
         if self._proxy_control is not None:
             with contextlib.suppress(zmq.ZMQError):
                 self._proxy_control.send(b"TERMINATE")
-            self._proxy_control.close(linger=0)
-            self._proxy_control = None
         if self._proxy is not None:
             self._proxy.join(timeout=5.0)
             self._proxy = None
+        if self._proxy_control is not None:
+            # Closed only after the proxy has read TERMINATE: linger 0 would discard it.
+            self._proxy_control.close(linger=0)
+            self._proxy_control = None
 
     def _on_registered(self) -> None:
         self._complete_join()

@@ -195,7 +195,8 @@ class FrameClock(Process):
 
     def _done(self, participant: Participant, frame: int) -> None:
         if not participant.joined:
-            participant.joined = True
+            # Left out after a missed frame and back now (it was frozen, not restarted).
+            self._join(participant)
         if frame < self.next_frame - 1:
             participant.late_frames += 1
         participant.last_done = max(participant.last_done, frame)

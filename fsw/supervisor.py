@@ -293,7 +293,9 @@ class Supervisor:
                 )
             return
         if message.kind is Kind.EVENT:
-            self._record_event(message)
+            # The history starts once the broker is up: what it said before can race our subscription.
+            if self._ready("bus"):
+                self._record_event(message)
             if message.source == "clock" and message.name == "clock_started":
                 self._clock_started_s = self.time.now_s()
             if message.source == "clock" and message.name == "run_complete":

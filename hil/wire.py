@@ -235,7 +235,7 @@ class Frame:
 # --- COBS and CRC -------------------------------------------------------------------
 
 
-class _Reject(Exception):  # noqa: N818 - private signal, never leaves this module
+class _Reject(Exception):
     """A frame is rejected; ``reason`` is one of :data:`REJECT_REASONS`."""
 
     def __init__(
@@ -267,12 +267,13 @@ def cobs_encode(data: bytes) -> bytes:
     """COBS-encode ``data``: the result has no 0x00 and is at most ``len/254 + 1`` bytes longer."""
     out = bytearray()
     for piece in data.split(b"\x00"):
-        while len(piece) >= _COBS_BLOCK:
+        start = 0
+        while len(piece) - start >= _COBS_BLOCK:  # a full block: code 0xFF, no implied zero
             out.append(_COBS_BLOCK + 1)
-            out += piece[:_COBS_BLOCK]
-            piece = piece[_COBS_BLOCK:]
-        out.append(len(piece) + 1)
-        out += piece
+            out += piece[start : start + _COBS_BLOCK]
+            start += _COBS_BLOCK
+        out.append(len(piece) - start + 1)
+        out += piece[start:]
     return bytes(out)
 
 
@@ -318,7 +319,7 @@ def _describe_item(item: Channel | Actuator) -> dict[str, Any]:
     }
 
 
-def _body_of(message: Message) -> dict[str, Any]:  # noqa: PLR0911 - one arm per message type
+def _body_of(message: Message) -> dict[str, Any]:
     if isinstance(message, Hello):
         return {"client": message.client}
     if isinstance(message, HelloReply):
@@ -466,7 +467,7 @@ def _values_of(body: _Body) -> dict[str, Value]:
     return values
 
 
-def _message_of(type_code: MessageType, body: _Body) -> Message:  # noqa: PLR0911
+def _message_of(type_code: MessageType, body: _Body) -> Message:
     if type_code is MessageType.HELLO:
         return Hello(client=body.str_("client"))
     if type_code is MessageType.HELLO_REPLY:
@@ -755,7 +756,7 @@ def check_command(description: BoardDescription, actuator: str, value: Value) ->
     low = spec.low if spec.low is not None else -float("inf")
     high = spec.high if spec.high is not None else float("inf")
     if not low <= number <= high:  # NaN fails this too
-        unit = f" {spec.unit}" if spec.unit else ""
+        unit = f" {spec.unit}" if spec.unit not in ("", "1") else ""
         reason = f"actuator {actuator!r} value {value!r} outside [{spec.low}, {spec.high}]{unit}"
         return Refusal(NakCode.OUT_OF_RANGE, reason)
     return normalised

@@ -62,7 +62,7 @@ class PowerProcess(FlightProcess):
                 ArgType.FLOAT,
                 "V",
                 "120 V main bus.",
-                Limits(red_low=100.0, yellow_low=114.0, yellow_high=126.0, red_high=130.0),
+                Limits(red_low=100.0, yellow_low=114.0, yellow_high=128.0, red_high=132.0),
             ),
             Point("tiers_on", ArgType.INT, "", "Bit mask of tiers T1-T4 switched on (bit 0 = T1)."),
             Point("tiers_shed", ArgType.INT, "", "Bit mask of tiers shed autonomously."),
