@@ -306,7 +306,7 @@ def commands(
     running: RunningBase, group: ProcessGroup, rounds: int, calls: int, warmup: int, log: Any
 ) -> CommandResult:
     """Interleaved rounds of ``calls`` synchronous pings: router + process vs raw REQ/REP."""
-    target = running.deployment.processes[0].name
+    target = running.deployment.lockstep_participants[0]
     endpoint = f"ipc://{group.run_dir()}/rep"
     server = group.bench_script("raw_nodes.py", "rep", endpoint, name="raw-rep")
     server.receive(20.0)

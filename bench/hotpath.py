@@ -225,6 +225,7 @@ def components(number: int = 100_000) -> dict[str, float]:
 def locate(obj: object, needle: str) -> str:
     """``path:line`` of the first line of ``obj``'s source that contains ``needle``."""
     lines, start = inspect.getsourcelines(obj)  # type: ignore[arg-type]
+    start = max(start, 1)  # a module's source starts at 0
     path = Path(inspect.getsourcefile(obj) or "?")  # type: ignore[arg-type]
     with contextlib.suppress(ValueError):
         path = path.relative_to(Path(__file__).resolve().parent.parent)

@@ -110,7 +110,8 @@ def document(
         "",
         f"Run {started}, {elapsed_s / 60:.1f} min. Machine: {info['nproc']} CPUs ({info['cpu']}), "
         f"Linux {info['kernel']}, Python {info['python']}, pyzmq {info['pyzmq']}, libzmq {info['libzmq']}, "
-        f"msgpack {info['msgpack']}.",
+        f"msgpack {info['msgpack']}. Load average {info['load']}: other work on the host shows up as",
+        "noise in both columns alike.",
         "",
         "Every figure is set against a raw pyzmq + msgpack baseline measured in the same run, on the",
         "same machine, in interleaved rounds (raw and framework alternate, the order flips every round).",

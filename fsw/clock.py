@@ -185,6 +185,8 @@ class FrameClock(Process):
         if participant.joined and participant.name not in self._awaiting:
             return
         participant.joined = True
+        # Frames sent before it joined are not its to report.
+        participant.last_done = max(participant.last_done, self.next_frame - 1)
         if participant.name in self._awaiting:
             # Restarted while the clock waited on it: it never saw this frame.
             self._awaiting.discard(participant.name)

@@ -85,12 +85,27 @@ def alive(pid: int) -> bool:
         return False
 
 
+def open_fds() -> set[str]:
+    """What this process has open: sockets, pipes, ttys and files (by target)."""
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found.add(f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}")
+        except OSError:
+            continue
+    return found
+
+
 @pytest.fixture(autouse=True)
-def _no_leaked_processes() -> Iterator[None]:
+def _no_leaks() -> Iterator[None]:
+    """Fail a test that leaves child processes or open descriptors (sockets, boards) behind."""
     before = descendants(os.getpid())
+    fds_before = open_fds()
     yield
     leaked = descendants(os.getpid()) - before
     assert not leaked, f"test left processes behind: {sorted(leaked)}"
+    leaked_fds = open_fds() - fds_before
+    assert not leaked_fds, f"test left descriptors open: {sorted(leaked_fds)}"
 
 
 @pytest.fixture

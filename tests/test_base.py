@@ -19,7 +19,7 @@ from tests.conftest import WAIT_S, RunningBase, alive, deployment_text
 SUBSYSTEMS = ("power", "thermal", "comms", "reactor")
 
 
-def is_hk(source: str):  # noqa: ANN201
+def is_hk(source: str):
     return lambda m: m.kind is Kind.TELEMETRY and m.source == source and m.name == "hk"
 
 
@@ -80,13 +80,20 @@ class TestCommands:
     @pytest.mark.parametrize(
         ("target", "command", "args", "reason"),
         [
-            ("power", "switch_load", {"tier": 9, "on": True}, "power.switch_load: argument tier=9 is above its maximum 4"),
+            (
+                "power",
+                "switch_load",
+                {"tier": 9, "on": True},
+                "power.switch_load: argument tier=9 is above its maximum 4",
+            ),
             ("power", "switch_load", {"tier": 2}, "missing argument"),
             ("power", "explode", {}, "unknown command 'explode'"),
             ("rover", "ping", {}, "unknown target 'rover'"),
         ],
     )
-    def test_bad_command_is_rejected_with_a_reason_naming_it(self, start_base, target, command, args, reason) -> None:
+    def test_bad_command_is_rejected_with_a_reason_naming_it(
+        self, start_base, target, command, args, reason
+    ) -> None:
         base: RunningBase = start_base()
         base.wait_ready()
         outcome = base.client.call(target, command, args, timeout_s=5.0)
@@ -132,13 +139,47 @@ class TestSupervision:
         restarted = base.event("process_restarted", source="supervisor")
         assert restarted.data["process"] == "thermal"
         base.next_matching(
-            lambda m: m.kind is Kind.HEARTBEAT and m.source == "thermal" and m.data.get("pid") != pids["thermal"] and m.data.get("state") == "running"
+            lambda m: (
+                m.kind is Kind.HEARTBEAT
+                and m.source == "thermal"
+                and m.data.get("pid") != pids["thermal"]
+                and m.data.get("state") == "running"
+            )
         )
         base.next_matching(is_hk("thermal"))
         status = base.status()
         thermal = next(p for p in status["processes"] if p["name"] == "thermal")
         assert thermal["restarts"] == 1
         assert thermal["state"] == "ready"
+
+    def test_hung_process_is_killed_and_restarted(self, start_base) -> None:
+        base: RunningBase = start_base("[processes.comms]\nrestart = { heartbeat_timeout_s = 1.0 }\n")
+        pids = base.wait_ready()
+        os.kill(pids["comms"], signal.SIGSTOP)
+        hung = base.event("process_hung", source="supervisor")
+        assert hung.data["process"] == "comms"
+        assert hung.data["silent_s"] > 1.0
+        base.event("process_restarted", source="supervisor")
+        assert not alive(pids["comms"])
+        again = base.next_matching(
+            lambda m: m.kind is Kind.HEARTBEAT and m.source == "comms" and m.data.get("state") == "running"
+        )
+        assert base.client.call("comms", "ping").result["pid"] == again.data["pid"] != pids["comms"]
+
+    def test_restart_budget_is_enforced(self, start_base) -> None:
+        base: RunningBase = start_base("[processes.comms]\nrestart = { max_restarts = 1 }\n")
+        pids = base.wait_ready()
+        os.kill(pids["comms"], signal.SIGKILL)
+        base.event("process_restarted", source="supervisor")
+        second = base.next_matching(
+            lambda m: m.kind is Kind.HEARTBEAT and m.source == "comms" and m.data.get("state") == "running"
+        )
+        os.kill(int(second.data["pid"]), signal.SIGKILL)
+        exhausted = base.event("restart_budget_exhausted", source="supervisor")
+        assert exhausted.data["process"] == "comms"
+        status = {p["name"]: p for p in base.status()["processes"]}
+        assert status["comms"]["state"] == "failed"
+        assert status["power"]["state"] == "ready"
 
     def test_sigterm_to_the_supervisor_leaves_no_process_behind(self, start_base) -> None:
         base: RunningBase = start_base()
@@ -152,7 +193,10 @@ class TestSupervision:
         pids = base.wait_ready()
         out = subprocess.run(
             [sys.executable, "-m", "fsw.cli", "status", str(base.path), "--run-dir", str(run_dir), "--json"],
-            capture_output=True, text=True, timeout=WAIT_S, check=True,
+            capture_output=True,
+            text=True,
+            timeout=WAIT_S,
+            check=True,
         )
         status = json.loads(out.stdout)
         assert {p["name"]: p["pid"] for p in status["processes"]} == pids
@@ -210,9 +254,28 @@ def run_seeded(run_dir: Path, tag: str, seed: int) -> tuple[dict, list[str]]:
     path.write_text(deployment_text(), encoding="utf-8")
     events = run_dir / f"{tag}-events.jsonl"
     out = subprocess.run(
-        [sys.executable, "-m", "fsw.cli", "up", str(path), "--run-dir", str(run_dir / "run"),
-         "--speed", "max", "--duration", "2min", "--seed", str(seed), "--json", "--events-out", str(events)],
-        capture_output=True, text=True, timeout=120, check=True,
+        [
+            sys.executable,
+            "-m",
+            "fsw.cli",
+            "up",
+            str(path),
+            "--run-dir",
+            str(run_dir / "run"),
+            "--speed",
+            "max",
+            "--duration",
+            "2min",
+            "--seed",
+            str(seed),
+            "--json",
+            "--events-out",
+            str(events),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     summary = json.loads(out.stdout)
     lines = []
@@ -249,17 +312,51 @@ class TestLockstep:
             missed = base.event("participant_missed_frame", source="clock")
             assert missed.data["participant"] == "thermal"
             frame = missed.data["frame"]
-            base.next_matching(lambda m: m.kind is Kind.TELEMETRY and m.source == "power" and m.data.get("frame", 0) > frame + 10)
+            base.next_matching(
+                lambda m: (
+                    m.kind is Kind.TELEMETRY and m.source == "power" and m.data.get("frame", 0) > frame + 10
+                )
+            )
         finally:
             os.kill(pids["thermal"], signal.SIGCONT)
-        base.next_matching(lambda m: m.kind is Kind.EVENT and m.name == "participant_joined" and m.data.get("participant") == "thermal")
+        base.next_matching(
+            lambda m: (
+                m.kind is Kind.EVENT
+                and m.name == "participant_joined"
+                and m.data.get("participant") == "thermal"
+            )
+        )
+
+
+class TestLateness:
+    """In real time, a process that misses its frames is reported late in telemetry."""
+
+    def test_frozen_process_is_late_in_the_clock_telemetry(self, start_base) -> None:
+        base: RunningBase = start_base()
+        pids = base.wait_ready()
+        os.kill(pids["power"], signal.SIGSTOP)
+        try:
+            hk = base.next_matching(
+                lambda m: is_hk("clock")(m) and m.data["participants"]["power"]["late"] > 0,
+                what="clock housekeeping with power late",
+            )
+        finally:
+            os.kill(pids["power"], signal.SIGCONT)
+        assert hk.data["participants"]["thermal"]["late"] == 0
+        assert hk.data["late"] >= 1
 
 
 class TestCli:
     """The command line says what it does."""
 
     def test_dict_json_lists_every_process(self) -> None:
-        out = subprocess.run([sys.executable, "-m", "fsw.cli", "dict", "--json"], capture_output=True, text=True, check=True, timeout=WAIT_S)
+        out = subprocess.run(
+            [sys.executable, "-m", "fsw.cli", "dict", "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=WAIT_S,
+        )
         whole = json.loads(out.stdout)
         assert set(whole) == {"bus", "clock", "simulator", *SUBSYSTEMS}
         reactor = {c["name"]: c for c in whole["reactor"]["commands"]}
@@ -267,15 +364,28 @@ class TestCli:
         assert {"ping", "noop"} <= set(reactor)
 
     def test_up_help_names_every_option(self) -> None:
-        out = subprocess.run([sys.executable, "-m", "fsw.cli", "up", "--help"], capture_output=True, text=True, check=True, timeout=WAIT_S)
+        out = subprocess.run(
+            [sys.executable, "-m", "fsw.cli", "up", "--help"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=WAIT_S,
+        )
         for word in ("--speed", "--seed", "--duration", "30d", "max", "SIGTERM", "fsw status", "restart"):
             assert word in out.stdout
 
     def test_bad_deployment_file_is_a_clear_error(self, run_dir: Path) -> None:
         bad = run_dir / "bad.toml"
         bad.write_text("[clock]\nframe_period_s = -1\n")
-        out = subprocess.run([sys.executable, "-m", "fsw.cli", "up", str(bad)], capture_output=True, text=True, timeout=WAIT_S)
+        out = subprocess.run(
+            [sys.executable, "-m", "fsw.cli", "up", str(bad)],
+            capture_output=True,
+            text=True,
+            timeout=WAIT_S,
+            check=False,
+        )
         assert out.returncode == 2
         assert f"{bad}: [clock] frame_period_s must be positive" in out.stderr
+
 
 _ = Message

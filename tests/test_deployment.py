@@ -44,16 +44,25 @@ class TestErrors:
         ("text", "reason"),
         [
             ("[base\n", "not valid TOML"),
-            ("[clock]\nframe_period_s = 'fast'\n", r"\[clock\] frame_period_s = 'fast' must be of type float"),
+            (
+                "[clock]\nframe_period_s = 'fast'\n",
+                r"\[clock\] frame_period_s = 'fast' must be of type float",
+            ),
             ("[clock]\nframe_period_s = 0\n", "frame_period_s must be positive"),
             ("[bus]\nhigh_water_mark = 0\n", "high_water_mark must be at least 1"),
             ("[bogus]\n", "unknown key.* bogus"),
             ("[processes.power]\nentry = 'nocolon'\n", "entry must be 'module:Class'"),
             ("[processes.power]\nentry = 'a:B'\nrate = 3\n", r"unknown key.* rate in \[processes.power\]"),
-            ("[processes.power]\nentry = 'a:B'\nrate_hz = 50\n", "must be positive and at most the frame rate"),
+            (
+                "[processes.power]\nentry = 'a:B'\nrate_hz = 50\n",
+                "must be positive and at most the frame rate",
+            ),
             ("[processes.power]\nentry = 'a:B'\nstart_after = ['x']\n", "start_after names unknown"),
             ("[processes.bus]\nentry = 'a:B'\n", "reserved"),
-            ("[processes.power]\nentry = 'a:B'\nboard = { kind = 'x' }\n", "board must be a table with a 'backend'"),
+            (
+                "[processes.power]\nentry = 'a:B'\nboard = { kind = 'x' }\n",
+                "board must be a table with a 'backend'",
+            ),
         ],
     )
     def test_bad_config_names_what_and_where(self, text: str, reason: str) -> None:

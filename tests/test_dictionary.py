@@ -15,7 +15,10 @@ SWITCH = CommandDef(
 )
 SET = CommandDef(
     "set_setpoint",
-    (Arg("node", ArgType.STR, choices=("battery", "habitat")), Arg("low_c", ArgType.FLOAT, "C", low=-60, high=60)),
+    (
+        Arg("node", ArgType.STR, choices=("battery", "habitat")),
+        Arg("low_c", ArgType.FLOAT, "C", low=-60, high=60),
+    ),
 )
 
 
