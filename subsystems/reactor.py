@@ -115,7 +115,7 @@ class ReactorProcess(FlightProcess):
     def setup(self) -> None:
         """Open the board and check its channels."""
         super().setup()
-        self.rated_thermal_power_w = float(self.params.get("rated_thermal_power_w", 43_000.0))
+        self.rated_thermal_power_w = float(self.params.get("rated_thermal_power_w", 40_000.0))
         self.mode = "OFF"
         self.values: dict[str, Any] = {}
         self.rod_target = 0.0
