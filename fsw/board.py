@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import TracebackType
@@ -97,6 +97,31 @@ class BoardDescription:
         msg = f"board {self.kind!r} has no actuator {name!r}"
         raise BoardError(msg)
 
+    def to_map(self) -> dict[str, Any]:
+        """Plain data (msgpack and JSON) for recordings; :meth:`from_map` reverses it."""
+        return {
+            "kind": self.kind,
+            "protocol_version": self.protocol_version,
+            "firmware": self.firmware,
+            "channels": [_item_map(c) for c in self.channels],
+            "actuators": [_item_map(a) for a in self.actuators],
+        }
+
+    @classmethod
+    def from_map(cls, raw: Mapping[str, Any]) -> BoardDescription:
+        """Rebuild a description from :meth:`to_map` output; raises :class:`BoardError`."""
+        try:
+            return cls(
+                kind=str(raw["kind"]),
+                protocol_version=int(raw["protocol_version"]),
+                firmware=str(raw["firmware"]),
+                channels=tuple(Channel(**_item_args(c)) for c in raw["channels"]),
+                actuators=tuple(Actuator(**_item_args(a)) for a in raw["actuators"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            msg = f"malformed board description: {exc}"
+            raise BoardError(msg) from exc
+
     def require(self, channels: tuple[str, ...] = (), actuators: tuple[str, ...] = ()) -> None:
         """Raise :class:`BoardError` naming every missing channel or actuator."""
         have_c = {c.name for c in self.channels}
@@ -106,6 +131,28 @@ class BoardDescription:
         if missing:
             msg = f"board {self.kind!r} lacks {', '.join(missing)}"
             raise BoardError(msg)
+
+
+def _item_map(item: Channel | Actuator) -> dict[str, Any]:
+    return {
+        "name": item.name,
+        "type": item.type.value,
+        "unit": item.unit,
+        "low": item.low,
+        "high": item.high,
+        "description": item.description,
+    }
+
+
+def _item_args(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": str(raw["name"]),
+        "type": ValueType(raw["type"]),
+        "unit": str(raw.get("unit", "")),
+        "low": None if raw.get("low") is None else float(raw["low"]),
+        "high": None if raw.get("high") is None else float(raw["high"]),
+        "description": str(raw.get("description", "")),
+    }
 
 
 @dataclass(frozen=True)
@@ -223,3 +270,66 @@ def open_board(backend: str, **options: Any) -> Board:
         raise BoardUnavailable(msg) from exc
     board: Board = cls(**options)
     return board
+
+
+class TappedBoard(Board):
+    """A board that reports every sample read, command sent and event taken.
+
+    Wraps the board a flight process opened; ``report(name, data)`` publishes
+    ``board_sample`` (``frame``, ``board_time_s``, ``values``),
+    ``board_command`` (``frame``, ``actuator``, ``value``) and ``board_event``
+    (``frame``, ``name``, ``severity``, ``board_time_s``, ``data``). A recording
+    of those is exactly what the flight code saw, which is what the ``replay``
+    backend serves back. ``frame()`` returns the current frame number.
+    """
+
+    def __init__(
+        self, board: Board, report: Callable[[str, dict[str, Any]], None], frame: Callable[[], int]
+    ) -> None:
+        self.inner = board
+        self.description = board.description
+        self.counters = board.counters
+        self._report = report
+        self._frame = frame
+
+    def sync(self, frame: int, t_s: float, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """Pass the frame sync on."""
+        self.inner.sync(frame, t_s, timeout_s)
+
+    def read(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> Sample:
+        """Read, and report the sample."""
+        sample = self.inner.read(timeout_s)
+        self._report(
+            "board_sample",
+            {"frame": self._frame(), "board_time_s": sample.board_time_s, "values": dict(sample.values)},
+        )
+        return sample
+
+    def command(self, actuator: str, value: Value, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """Command, and report it once the board accepted it."""
+        self.inner.command(actuator, value, timeout_s)
+        self._report("board_command", {"frame": self._frame(), "actuator": actuator, "value": value})
+
+    def status(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> BoardStatus:
+        """Pass the status request on."""
+        return self.inner.status(timeout_s)
+
+    def poll_events(self) -> list[BoardEvent]:
+        """Take the board's events, and report each."""
+        events = self.inner.poll_events()
+        for event in events:
+            self._report(
+                "board_event",
+                {
+                    "frame": self._frame(),
+                    "name": event.name,
+                    "severity": event.severity,
+                    "board_time_s": event.board_time_s,
+                    "data": dict(event.data),
+                },
+            )
+        return events
+
+    def close(self) -> None:
+        """Close the wrapped board (idempotent as it is)."""
+        self.inner.close()

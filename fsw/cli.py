@@ -73,7 +73,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     deployment, text = load_deployment(args.deployment, args.run_dir)
     duration_s = parse_duration(args.duration) if args.duration else None
     speed = parse_speed(args.speed) if args.speed else None
-    options = RunOptions(run_id=new_run_id(), speed=speed, seed=args.seed, duration_s=duration_s)
+    options = RunOptions(
+        run_id=new_run_id(),
+        speed=speed,
+        seed=args.seed,
+        duration_s=duration_s,
+        record_dir=str(Path(args.record).resolve()) if args.record else None,
+    )
     configure_logging("supervisor", json=False)
     clean_run_dir(deployment.run_dir)
     out = sys.stderr
@@ -323,6 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--seed", type=int, default=0, help="seed of the simulation (default 0)")
     up.add_argument("--duration", help="stop after this much mission time: 90s, 10min, 1h, 30d")
     up.add_argument("--events-out", help="write every event, as JSON lines, to this file")
+    up.add_argument(
+        "--record",
+        metavar="DIR",
+        help="record every bus message (board samples included) to a log in DIR, from frame 0",
+    )
     up.add_argument("--json", action="store_true", help="print the summary as JSON")
     up.set_defaults(func=cmd_up)
 
@@ -354,8 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
     command.set_defaults(func=cmd_cmd)
 
     for entry in metadata.entry_points(group=COMMAND_ENTRY_POINT_GROUP):
-        register: Callable[[Any], None] = entry.load()
-        register(sub)
+        try:
+            register: Callable[[Any], None] = entry.load()
+            register(sub)
+        except Exception as exc:  # a broken plugin must not take the other commands down
+            print(f"fsw: subcommands {entry.name!r} from {entry.value} unavailable: {exc}", file=sys.stderr)
     return parser
 
 

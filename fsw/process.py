@@ -37,7 +37,7 @@ from typing import Any, ClassVar, Final
 
 import zmq
 
-from fsw.board import Board, open_board
+from fsw.board import Board, TappedBoard, open_board
 from fsw.bus import LINGER_MS, Bus, connect, pack_body, unpack_body
 from fsw.deployment import Deployment, ProcessSpec
 from fsw.dictionary import (
@@ -599,8 +599,10 @@ class FlightProcess(Process):
         return ()
 
     def setup(self) -> None:
-        """Open the board named in the deployment."""
-        self.board = self.open_board()
+        """Open the board named in the deployment, tapped so its traffic is telemetry."""
+        board = self.open_board()
+        if board is not None:
+            self.board = TappedBoard(board, self.telemetry, lambda: self.frame)
 
     def teardown(self) -> None:
         """Close the board."""
@@ -624,6 +626,8 @@ class FlightProcess(Process):
             self._frames = None
 
     def _on_registered(self) -> None:
+        if self.board is not None:
+            self.telemetry("board_description", {"description": self.board.description.to_map()})
         self._report("join", self.frame)
         self._complete_join()
 

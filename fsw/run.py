@@ -40,6 +40,7 @@ class RunOptions:
     speed: float | None = None
     seed: int = 0
     duration_s: float | None = None
+    record_dir: str | None = None
 
     @property
     def lockstep(self) -> bool:
@@ -94,6 +95,7 @@ def read(run_dir: Path) -> tuple[Deployment, RunOptions]:
             speed=math.inf if speed == "max" else (None if speed is None else float(speed)),
             seed=int(raw["seed"]),
             duration_s=None if raw["duration_s"] is None else float(raw["duration_s"]),
+            record_dir=None if raw.get("record_dir") is None else str(raw["record_dir"]),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         msg = f"{run_dir / RUN_FILE}: unreadable run options: {exc}"

@@ -31,6 +31,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -39,8 +40,8 @@ import zmq
 
 from fsw import run as run_module
 from fsw.bus import Bus, connect
-from fsw.deployment import Deployment, ProcessSpec
-from fsw.errors import DeadlineMissed, ProcessError
+from fsw.deployment import Deployment, ProcessSpec, parse
+from fsw.errors import ConfigError, DeadlineMissed, ProcessError
 from fsw.launch import framework_spec
 from fsw.log import get_logger
 from fsw.messages import Kind, Message
@@ -55,6 +56,10 @@ BROKER_START_TIMEOUT_S: Final = 15.0
 MAX_EVENTS_KEPT: Final = 100_000
 
 SUPERVISOR_NAME: Final = "supervisor"
+
+#: Name of the recorder process that ``--record`` adds, and its entry-point group.
+RECORDER_NAME: Final = "recorder"
+PROCESS_ENTRY_POINT_GROUP: Final = "fsw.processes"
 
 #: Event fields that differ between two runs of the same seed (not part of the history digest).
 _VOLATILE_FIELDS: Final = frozenset({"pid", "exit_code", "signal"})
@@ -132,6 +137,9 @@ class Supervisor:
         on_progress: Callable[[int, int | None, float], None] | None = None,
         time: TimeSource | None = None,
     ) -> None:
+        if options.record_dir is not None:
+            deployment_text = with_recorder(deployment_text, options.record_dir)
+            deployment = parse(deployment_text, source=deployment.source, run_dir=deployment.run_dir)
         self.deployment = deployment
         self.options = options
         self.time = time or MonotonicTime()
@@ -183,6 +191,12 @@ class Supervisor:
             return True
         if not self._ready("bus"):
             return False
+        if (
+            RECORDER_NAME in self.children
+            and child.spec.name not in ("clock", RECORDER_NAME)
+            and not self._ready(RECORDER_NAME)
+        ):
+            return False  # a recording starts before the first flight process
         return all(self._ready(dep) for dep in child.spec.start_after)
 
     def _check_children(self) -> None:
@@ -477,6 +491,27 @@ class Supervisor:
             event_digest=history_digest(self.events),
             frames_per_wall_s=round(frames / running_s, 1) if running_s else 0.0,
         )
+
+
+def with_recorder(deployment_text: str, record_dir: str) -> str:
+    """Add the recorder process (entry point ``fsw.processes:recorder``) to a deployment.
+
+    Raises :class:`ConfigError` if no recorder is installed or the deployment
+    already has a process named ``recorder``.
+    """
+    entries = {ep.name: ep for ep in metadata.entry_points(group=PROCESS_ENTRY_POINT_GROUP)}
+    if RECORDER_NAME not in entries:
+        msg = "no recorder is installed (entry point fsw.processes:recorder)"
+        raise ConfigError(msg)
+    if f"[processes.{RECORDER_NAME}]" in deployment_text:
+        msg = f"the deployment already has a [processes.{RECORDER_NAME}]: drop --record or that table"
+        raise ConfigError(msg)
+    directory = json.dumps(str(Path(record_dir).resolve()))
+    return (
+        f"{deployment_text.rstrip()}\n\n[processes.{RECORDER_NAME}]\n"
+        f'entry = "{entries[RECORDER_NAME].value}"\nlockstep = true\n'
+        f"params = {{ dir = {directory} }}\n"
+    )
 
 
 def new_run_id() -> str:
