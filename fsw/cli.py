@@ -269,6 +269,8 @@ def _arg_text(arg: dict[str, Any]) -> str:
         text += f" in {arg['choices']}"
     if arg.get("unit"):
         text += f" {arg['unit']}"
+    if "default" in arg:
+        text += f" = {arg['default']!r}"
     return text
 
 

@@ -51,7 +51,9 @@ class Limits:
     red_high: float | None = None
 
     def state(self, value: float) -> str:
-        """Return ``"red"``, ``"yellow"`` or ``"green"`` for ``value``."""
+        """Return ``"red"``, ``"yellow"`` or ``"green"`` for ``value``; ``"invalid"`` if not finite."""
+        if not math.isfinite(value):
+            return "invalid"
         if (self.red_low is not None and value < self.red_low) or (
             self.red_high is not None and value > self.red_high
         ):
@@ -83,9 +85,24 @@ class EventDef:
     description: str = ""
 
 
+class _Required:
+    """Marks an argument without a default."""
+
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+#: The default of an argument that must be given.
+REQUIRED: Final = _Required()
+
+
 @dataclass(frozen=True)
 class Arg:
-    """A command argument: type, unit, allowed range or choices."""
+    """A command argument: type, unit, allowed range or choices, and an optional default.
+
+    An argument with a ``default`` may be left out; the router fills it in
+    before the target sees the command.
+    """
 
     name: str
     type: ArgType
@@ -94,6 +111,12 @@ class Arg:
     high: float | None = None
     choices: tuple[str | int, ...] | None = None
     description: str = ""
+    default: Any = REQUIRED
+
+    @property
+    def required(self) -> bool:
+        """Whether the argument must be given."""
+        return self.default is REQUIRED
 
     def check(self, value: object) -> object:
         """Return ``value`` normalised to this argument's type.
@@ -157,11 +180,13 @@ class CommandDef:
         if unknown:
             msg = f"unknown argument(s) {', '.join(map(str, unknown))}"
             raise CommandRejected(msg)
-        missing = [a.name for a in self.args if a.name not in args]
+        missing = [a.name for a in self.args if a.name not in args and a.required]
         if missing:
             msg = f"missing argument(s) {', '.join(missing)}"
             raise CommandRejected(msg)
-        return {name: declared[name].check(value) for name, value in args.items()}
+        checked = {a.name: a.default for a in self.args if a.name not in args}
+        checked.update({name: declared[name].check(value) for name, value in args.items()})
+        return checked
 
 
 #: Commands every process answers.
@@ -257,6 +282,7 @@ def _command_json(command: CommandDef) -> dict[str, Any]:
                     "description": a.description,
                 }
             )
+            | ({} if a.required else {"default": a.default})
             for a in command.args
         ],
     }
@@ -277,6 +303,7 @@ def command_from_json(raw: Mapping[str, Any]) -> CommandDef:
                 high=a.get("high"),
                 choices=tuple(a["choices"]) if a.get("choices") is not None else None,
                 description=a.get("description", ""),
+                default=a.get("default", REQUIRED),
             )
             for a in raw.get("args", ())
         )

@@ -64,6 +64,9 @@ REGISTER_RETRY_S: Final = 0.5
 #: Most bus messages handled in one pass before the loop looks at its other sockets.
 MAX_MESSAGES_PER_PASS: Final = 200
 
+#: Minimum wall time between two ``frame_error`` events of one process.
+FRAME_ERROR_EVENT_INTERVAL_S: Final = 1.0
+
 #: Returned by a command handler that completes later through ``finish_command``.
 DEFERRED: Final = object()
 
@@ -86,7 +89,11 @@ RUNTIME_POINTS: Final = (
 RUNTIME_EVENTS: Final = (
     EventDef("process_started", Severity.INFO, "The process joined the bus."),
     EventDef("process_stopping", Severity.INFO, "The process is stopping on request."),
-    EventDef("frame_error", Severity.ERROR, "A control cycle raised; the process goes on."),
+    EventDef(
+        "frame_error",
+        Severity.ERROR,
+        "Control cycles raised (count since the last report, at most one a second); the process goes on.",
+    ),
     EventDef("malformed_frame", Severity.WARNING, "Malformed bus frames were dropped."),
     EventDef("board_link_lost", Severity.ERROR, "The board stopped answering."),
     EventDef("board_link_restored", Severity.INFO, "The board answers again."),
@@ -586,6 +593,8 @@ class FlightProcess(Process):
         self._frames_per_cycle = spec.frames_per_cycle(period_s)
         self._frames_per_housekeeping = spec.frames_per_housekeeping(period_s)
         self._frames: zmq.Socket[bytes] | None = None
+        self._frame_error_event_s = -FRAME_ERROR_EVENT_INTERVAL_S
+        self._frame_errors_reported = 0
 
     def on_frame(self, frame: Frame) -> None:
         """Run one control cycle. Board reads see the world at this frame."""
@@ -664,6 +673,17 @@ class FlightProcess(Process):
             self.publish_housekeeping()
         self._report("frame_done", number)
 
+    def _frame_error(self, exc: BaseException) -> None:
+        """Count a failed cycle; report it at most once a wall second, with the count since."""
+        self.frame_errors += 1
+        now_s = self.time.now_s()
+        if now_s - self._frame_error_event_s < FRAME_ERROR_EVENT_INTERVAL_S:
+            return
+        self._frame_error_event_s = now_s
+        count = self.frame_errors - self._frame_errors_reported
+        self._frame_errors_reported = self.frame_errors
+        self.event("frame_error", count=count, error=f"{type(exc).__name__}: {exc}"[:200])
+
     def _cycle(self, frame: Frame) -> None:
         started_s = time_module.perf_counter()
         try:
@@ -676,12 +696,10 @@ class FlightProcess(Process):
                 self._board_link_up = False
                 self.event("board_link_lost", error=str(exc)[:200])
         except BoardError as exc:
-            self.frame_errors += 1
-            self.event("frame_error", error=f"{type(exc).__name__}: {exc}"[:200])
+            self._frame_error(exc)
         except Exception as exc:  # the control loop must survive its own bugs
-            self.frame_errors += 1
             self.log.exception("frame_error")
-            self.event("frame_error", error=f"{type(exc).__name__}: {exc}"[:200])
+            self._frame_error(exc)
         else:
             if not self._board_link_up:
                 self._board_link_up = True

@@ -42,7 +42,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(reason=f"real hardware test: set {DEVICE_VARIABLE} to the device to run it")
     for item in items:
-        if "hil" in item.keywords:
+        if item.get_closest_marker("hil") is not None:
             item.add_marker(skip)
 
 

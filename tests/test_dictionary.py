@@ -47,6 +47,16 @@ class TestCommandValidation:
         with pytest.raises(CommandRejected, match="node='reactor' is not one of"):
             SET.check({"node": "reactor", "low_c": 0.0})
 
+    def test_optional_argument_takes_its_default(self) -> None:
+        command = CommandDef(
+            "inject", (Arg("board", ArgType.STR), Arg("sigma", ArgType.FLOAT, low=0.1, default=0.0))
+        )
+        assert command.check({"board": "power"}) == {"board": "power", "sigma": 0.0}
+        assert command.check({"board": "power", "sigma": 2}) == {"board": "power", "sigma": 2.0}
+        with pytest.raises(CommandRejected, match="missing argument.* board"):
+            command.check({"sigma": 1.0})
+        assert dictionary_from_json(Dictionary(commands=(command,)).to_json()).commands == (command,)
+
     def test_non_finite_float_is_rejected(self) -> None:
         with pytest.raises(CommandRejected, match="not a finite number"):
             SET.check({"node": "battery", "low_c": float("nan")})
