@@ -79,7 +79,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         seed=args.seed,
         duration_s=duration_s,
         record_dir=str(Path(args.record).resolve()) if args.record else None,
+        scenario=str(Path(args.scenario).resolve()) if args.scenario else None,
     )
+    if options.scenario is not None and not Path(options.scenario).is_file():
+        msg = f"scenario file {args.scenario} does not exist"
+        raise ConfigError(msg)
     configure_logging("supervisor", json=False)
     clean_run_dir(deployment.run_dir)
     out = sys.stderr
@@ -331,6 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--seed", type=int, default=0, help="seed of the simulation (default 0)")
     up.add_argument("--duration", help="stop after this much mission time: 90s, 10min, 1h, 30d")
     up.add_argument("--events-out", help="write every event, as JSON lines, to this file")
+    up.add_argument(
+        "--scenario",
+        metavar="FILE",
+        help="fault scenario (TOML, docs/faults.md) for the simulator to play in this run",
+    )
     up.add_argument(
         "--record",
         metavar="DIR",

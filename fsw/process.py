@@ -64,6 +64,15 @@ REGISTER_RETRY_S: Final = 0.5
 #: Most bus messages handled in one pass before the loop looks at its other sockets.
 MAX_MESSAGES_PER_PASS: Final = 200
 
+#: Log level of an event by its severity.
+_LOG_LEVELS: Final = {
+    "debug": "debug",
+    "info": "info",
+    "warning": "warning",
+    "error": "error",
+    "critical": "critical",
+}
+
 #: Minimum wall time between two ``frame_error`` events of one process.
 FRAME_ERROR_EVENT_INTERVAL_S: Final = 1.0
 
@@ -269,7 +278,8 @@ class Process:
         severity = declared.severity.value if declared else Severity.INFO.value
         if declared is None:
             self.log.warning("undeclared_event", event_name=name)
-        self.log.info(name, severity=severity, **data)
+        log_level = _LOG_LEVELS.get(severity, "info")
+        getattr(self.log, log_level)(name, severity=severity, **data)
         if self.bus is not None:
             self.bus.publish(Kind.EVENT, name, {"severity": severity, **data})
 
@@ -306,6 +316,8 @@ class Process:
         if backend == "sim":
             options.setdefault("run_dir", str(self.deployment.run_dir))
             options.setdefault("kind", self.name)
+        elif backend == "replay":
+            options.setdefault("source", self.name)
         return open_board(backend, **options)
 
     def finish_command(
@@ -348,6 +360,7 @@ class Process:
                 self._on_time()
             reason = wakeup.signal_name or "request"
             self.log.info("process_stopping", reason=reason)
+            self._heartbeat(state="stopping")  # final counters and mode, for the run summary
             if self.bus is not None:
                 self.bus.publish(Kind.EVENT, "process_stopping", {"severity": "info", "reason": reason})
             return 0
@@ -424,13 +437,13 @@ class Process:
         if timer is not None and now_s >= timer:
             self.on_timer()
 
-    def _heartbeat(self) -> None:
+    def _heartbeat(self, state: str | None = None) -> None:
         if self.bus is None:
             return
         stats = self.bus.stats
         data = {
             "pid": os.getpid(),
-            "state": "running" if self._joined else "joining",
+            "state": state or ("running" if self._joined else "joining"),
             "frame": self.frame,
             "mode": self.mode,
             "sent": stats.sent,

@@ -41,6 +41,7 @@ class RunOptions:
     seed: int = 0
     duration_s: float | None = None
     record_dir: str | None = None
+    scenario: str | None = None
 
     @property
     def lockstep(self) -> bool:
@@ -96,6 +97,7 @@ def read(run_dir: Path) -> tuple[Deployment, RunOptions]:
             seed=int(raw["seed"]),
             duration_s=None if raw["duration_s"] is None else float(raw["duration_s"]),
             record_dir=None if raw.get("record_dir") is None else str(raw["record_dir"]),
+            scenario=None if raw.get("scenario") is None else str(raw["scenario"]),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         msg = f"{run_dir / RUN_FILE}: unreadable run options: {exc}"

@@ -289,7 +289,7 @@ class Supervisor:
     def _on_message(self, message: Message) -> None:
         if message.kind is Kind.HEARTBEAT:
             child = self.children.get(message.source)
-            if child is None or child.state not in ("starting", "ready"):
+            if child is None or child.state not in ("starting", "ready", "stopped"):
                 return
             pid = message.data.get("pid")
             if child.popen is None or pid != child.popen.pid:
@@ -424,7 +424,8 @@ class Supervisor:
             reason = self._stop_reason or (
                 f"signal {wakeup.signal_name}" if wakeup.signal_name else "stopped"
             )
-            self._drain_events(poller)
+            self.stop_all()
+            self._drain_events(poller)  # the final heartbeats and events of the children
             return self._summary(reason, time_module.perf_counter() - wall_started)
         finally:
             self.stop_all()
@@ -435,10 +436,12 @@ class Supervisor:
         if self._bus is None:
             return
         while poller.poll(50):
-            message = self._bus.receive()
-            if message is None:
+            taken = 0
+            while (message := self._bus.receive()) is not None:
+                self._on_message(message)
+                taken += 1
+            if not taken:
                 break
-            self._on_message(message)
 
     def _close(self, wakeup: SignalWakeup) -> None:
         if self._events_file is not None:

@@ -21,7 +21,8 @@ applied at the start of a world step and reported as ``fault_injected`` /
 frame that sees it. Params (``[processes.simulator.params]``):
 
 ``scenario``
-    path of a scenario TOML file (see ``docs/faults.md``); an invalid file stops
+    path of a scenario TOML file (see ``docs/faults.md``; ``fsw up --scenario FILE``
+    sets it for a run when the deployment does not); an invalid file stops
     the simulator at start with the file, entry and key in the error.
 ``reactor_heartbeat_timeout_s``
     the reactor board's flight-software heartbeat timeout (s).
@@ -146,7 +147,7 @@ class Simulator(Process):
 
     def _load_scenario(self) -> Scenario | None:
         """Load the ``scenario`` param; raises :class:`ConfigError` naming file, entry and key."""
-        path = self.params.get("scenario")
+        path = self.params.get("scenario") or self.options.scenario
         if path is None or path == "":
             return None
         if not isinstance(path, str):
