@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import time
@@ -28,6 +29,7 @@ from harness import (
     PYTHON,
     ROOT,
     ProcessGroup,
+    QuietPolicy,
     Worker,
     percentiles_ns,
     process_cpu_ticks,
@@ -165,12 +167,13 @@ class LockstepResult:
     """Frames per wall second per stack and round."""
 
     fps: dict[str, list[float]] = field(default_factory=dict)
+    disturbed: dict[str, list[bool]] = field(default_factory=dict)
     participants: int = 0
     frames: int = 0
 
 
 def lockstep(
-    group: ProcessGroup, base: BaseUnderTest, rounds: int, duration_s: float, log: Any
+    group: ProcessGroup, base: BaseUnderTest, rounds: int, duration_s: float, quiet: QuietPolicy, log: Any
 ) -> LockstepResult:
     """Interleaved rounds of ``fsw up --speed max`` and the raw loop with as many participants."""
     deployment = base.deployment(Path("/tmp/unused"))
@@ -181,15 +184,20 @@ def lockstep(
     for round_index in range(rounds):
         order = ("raw", "fsw") if round_index % 2 == 0 else ("fsw", "raw")
         for stack in order:
+            label = f"lockstep {stack} round {round_index + 1}"
             if stack == "raw":
-                fps = float(raw.run(frames)["frames_per_s"])
+                answer, disturbed = quiet.run(label, functools.partial(raw.run, frames))
+                fps = float(answer["frames_per_s"])
             else:
-                summary = fsw_lockstep(group, base, duration_s)
+                summary, disturbed = quiet.run(
+                    label, functools.partial(fsw_lockstep, group, base, duration_s)
+                )
                 fps = float(summary["frames_per_wall_s"])
                 if summary.get("late_frames") or summary.get("missed_frames"):
                     late, missed = summary["late_frames"], summary["missed_frames"]
                     log(f"  note: the fsw run had {late} late and {missed} missed frames")
             result.fps.setdefault(stack, []).append(fps)
+            result.disturbed.setdefault(stack, []).append(disturbed)
             log(f"  round {round_index + 1} {stack:>3}: {fps:,.0f} frames/s ({frames} frames)")
     return result
 
@@ -276,6 +284,7 @@ class CommandResult:
     p50: dict[str, list[float]] = field(default_factory=dict)
     p99: dict[str, list[float]] = field(default_factory=dict)
     p999: dict[str, list[float]] = field(default_factory=dict)
+    disturbed: dict[str, list[bool]] = field(default_factory=dict)
     failures: int = 0
     target: str = ""
 
@@ -303,7 +312,13 @@ def _fsw_rtt(client: CommandClient, target: str, calls: int) -> tuple[list[int],
 
 
 def commands(
-    running: RunningBase, group: ProcessGroup, rounds: int, calls: int, warmup: int, log: Any
+    running: RunningBase,
+    group: ProcessGroup,
+    rounds: int,
+    calls: int,
+    warmup: int,
+    quiet: QuietPolicy,
+    log: Any,
 ) -> CommandResult:
     """Interleaved rounds of ``calls`` synchronous pings: router + process vs raw REQ/REP."""
     target = running.deployment.lockstep_participants[0]
@@ -323,11 +338,15 @@ def commands(
         for round_index in range(rounds):
             order = ("raw", "fsw") if round_index % 2 == 0 else ("fsw", "raw")
             for stack in order:
+                label = f"commands {stack} round {round_index + 1}"
                 if stack == "raw":
-                    samples = _raw_rtt(req, calls)
+                    samples, disturbed = quiet.run(label, functools.partial(_raw_rtt, req, calls))
                 else:
-                    samples, failed = _fsw_rtt(client, target, calls)
+                    (samples, failed), disturbed = quiet.run(
+                        label, functools.partial(_fsw_rtt, client, target, calls)
+                    )
                     result.failures += failed
+                result.disturbed.setdefault(stack, []).append(disturbed)
                 p50, p99, p999 = percentiles_ns(samples, (0.5, 0.99, 0.999))
                 result.p50.setdefault(stack, []).append(p50)
                 result.p99.setdefault(stack, []).append(p99)

@@ -79,9 +79,7 @@ MESSAGES: dict[str, st.SearchStrategy] = {
     "READ": st.just(Read()),
     "READ_REPLY": st.builds(
         ReadReply,
-        sample=st.builds(
-            Sample, board_time_s=floats, values=st.dictionaries(names, values, max_size=8)
-        ),
+        sample=st.builds(Sample, board_time_s=floats, values=st.dictionaries(names, values, max_size=8)),
     ),
     "COMMAND": st.builds(Command, actuator=names, value=values),
     "COMMAND_ACK": st.builds(CommandAck, actuator=names, value=values),
