@@ -66,7 +66,7 @@ class Config:
     repeat_budget_s: float
 
 
-FULL = Config(3, FULL_LADDER, 0.5, 2.0, 1.0, 5.0, 3000, 300, 800.0, 3.0, 10.0, 240.0)
+FULL = Config(3, FULL_LADDER, 0.5, 2.0, 1.0, 5.0, 3000, 300, 800.0, 3.0, 10.0, 150.0)
 QUICK = Config(2, QUICK_LADDER, 0.3, 1.0, 0.5, 2.0, 1000, 100, 300.0, 2.0, 5.0, 10.0)
 
 
@@ -139,7 +139,8 @@ class Suite:
         raw_total, fsw_total = ev.per_message("raw"), ev.per_message("fsw")
         lines.append(f"| total | {raw_total:.2f} µs | {fsw_total:.2f} µs | {fsw_total / raw_total:.1f}x |")
         lines += ["", "The pieces (µs per call, best of 5 x 100,000):", "", "| operation | µs |", "|---|---|"]
-        lines += [f"| `{name}` | {us:.2f} |" for name, us in ev.parts.items()]
+        # A pipe inside a table cell must be escaped, even in code.
+        lines += [f"| `{name.replace('|', chr(92) + '|')}` | {us:.2f} |" for name, us in ev.parts.items()]
         lines += [
             "",
             "Resident memory of a fresh interpreter after each import a framework child makes (VmRSS):",
@@ -184,7 +185,9 @@ class Suite:
             "round until two rates in a row fail (three before the first pass). As in the baseline doc, a",
             "rate passes with 0 loss in every round, the publishers keeping up, and a median p99 over the",
             "rounds under 1 ms (a round that stopped below the rate counts as a failure); the capacity is",
-            "the highest rate that passes, and its ratio is framework / raw capacity. Warm-up "
+            "the highest rate that passes, and its ratio is framework / raw capacity. Steps disturbed by",
+            "other work on the host, and rates above a climb that such a step ended, are marked * and do",
+            "not count. Warm-up "
             f"{c.tlm_warmup_s:g} s, window {c.tlm_window_s:g} s per step; delivered = 3 x offered in.",
             "",
             "| offered in (msgs/s) | raw: p99 per round (µs) | raw | framework: p99 per round (µs) "
@@ -200,8 +203,9 @@ class Suite:
                     cells += ["-", "-"]
                     continue
                 p99s = ", ".join(
-                    "-" if s is None else f"{s.p99_us:,.0f}" + (f" (lost {s.loss})" if s.loss else "")
-                    for s in summary.steps
+                    ("-" if s is None else f"{s.p99_us:,.0f}" + (f" (lost {s.loss})" if s.loss else ""))
+                    + ("*" if unknown else "")
+                    for s, unknown in zip(summary.steps, summary.unknown, strict=True)
                 )
                 cells += [p99s, "**pass**" if summary.passed else "fail"]
             lines.append(f"| {rate:,.0f} | " + " | ".join(cells) + " |")
@@ -276,23 +280,20 @@ class Suite:
             "frames": result.frames,
             "median_fsw": measured,
         }
-        boardless = self.data["lockstep"].get("boardless base", {}).get("median_fsw") if base.text is None else None
+        boardless = (
+            self.data["lockstep"].get("boardless base", {}).get("median_fsw") if base.text is None else None
+        )
         self.rows.append(
             Row(
                 f"Lockstep frame rate, {short} ({result.participants} participants; frames/s)",
                 measured,
-                median(raw),
+                raw_fps,
                 ratio,
                 "/s",
                 "≥ 0.50x raw and ≥ 1,000/s",
                 ratio >= 0.5 and measured >= 1000,
                 analysis.lockstep_why(
-                    self.evidence,
-                    result.participants,
-                    measured,
-                    median(raw),
-                    ratio,
-                    median(boardless) if boardless else None,
+                    self.evidence, result.participants, measured, raw_fps, ratio, boardless
                 ),
             )
         )
@@ -301,11 +302,9 @@ class Suite:
                 f"Lockstep: {base.label}",
                 f"{result.frames} frames per run (`fsw up --speed max --duration "
                 f"{c.lockstep_duration_s:g}s`, `frames_per_wall_s`), against the raw loop with "
-                f"{result.participants} participants running as many frames. Per round, frames/s: framework "
-                + ", ".join(f"{v:,.0f}" for v in fsw)
-                + "; raw "
-                + ", ".join(f"{v:,.0f}" for v in raw)
-                + ".",
+                f"{result.participants} participants running as many frames. Per round, frames/s "
+                f"(* = disturbed by other work on the host): framework {per_round(fsw, d['fsw'])}; "
+                f"raw {per_round(raw, d['raw'])}.",
             )
         )
 
@@ -380,23 +379,24 @@ class Suite:
         c = self.config
         result = bases.commands(running, group, c.rounds, c.rtt_calls, c.rtt_warmup, self.quiet, log)
         self.data["commands"] = vars(result)
+        d = result.disturbed
         name = f"Command round trip `{result.target}.ping` via router, {short}"
         self.rows.append(
             Row(
                 f"{name}, p50 (µs)",
-                median(result.p50["fsw"]),
-                median(result.p50["raw"]),
-                ratios(result.p50["fsw"], result.p50["raw"]),
+                quiet_median(result.p50, d, "fsw"),
+                quiet_median(result.p50, d, "raw"),
+                quiet_ratio_of(result.p50, d),
                 "µs",
             )
         )
-        fsw_p99 = median(result.p99["fsw"])
+        fsw_p99 = quiet_median(result.p99, d, "fsw")
         self.rows.append(
             Row(
                 f"{name}, p99 (µs)",
                 fsw_p99,
-                median(result.p99["raw"]),
-                ratios(result.p99["fsw"], result.p99["raw"]),
+                quiet_median(result.p99, d, "raw"),
+                quiet_ratio_of(result.p99, d),
                 "µs",
                 "< 1,000 µs",
                 fsw_p99 < 1000 and result.failures == 0,
@@ -410,10 +410,11 @@ class Suite:
                 f"{c.rtt_calls:,} synchronous calls per round after {c.rtt_warmup} warm-up, timed in the "
                 f"client with `perf_counter_ns`; the raw side is REQ/REP over ipc with msgpack both ways. "
                 f"Framework commands that did not complete: {result.failures}.\n\n"
-                "| round | stack | p50 | p99 | p99.9 (µs) |\n|---|---|---|---|---|\n"
+                "| round | stack | p50 | p99 | p99.9 (µs) | disturbed by other work |\n"
+                "|---|---|---|---|---|---|\n"
                 + "\n".join(
                     f"| {i + 1} | {stack} | {result.p50[stack][i]:,.0f} | {result.p99[stack][i]:,.0f} "
-                    f"| {result.p999[stack][i]:,.0f} |"
+                    f"| {result.p999[stack][i]:,.0f} | {'yes' if d[stack][i] else 'no'} |"
                     for i in range(c.rounds)
                     for stack in ("raw", "fsw")
                 ),
@@ -423,9 +424,10 @@ class Suite:
 
 def method_text(config: Config, under_test: list[tuple[bases.BaseUnderTest, str]]) -> str:
     """What each benchmark runs, for the report."""
-    base_lines = "\n".join(f"* **{short}**: {base.label}." for base, short in under_test)
-    return f"""Bases under test (no simulator existed before `hil/simulator.py` landed; the boardless base
-keeps the 4 subsystems without boards so the runtime alone is measured):
+    base_lines = "\n".join(f"* {base.label}." for base, _ in under_test)
+    return f"""Bases under test. The boardless base runs the default base's 4 subsystems with no boards and
+no simulator, so the runtime alone is measured; the default base is benchmarked whenever
+`hil/simulator.py` exists (it did for this run if it is listed):
 
 {base_lines}
 
@@ -515,10 +517,10 @@ def main() -> int:
     suite.sections.insert(0, ("Method", method))
     if args.write:
         path = args.write if args.write.is_absolute() else ROOT / args.write
-        path.write_text(
-            report.document(command, info, suite.rows, suite.sections, started_wall, elapsed),
-            encoding="utf-8",
-        )
+        text = report.document(command, info, suite.rows, suite.sections, started_wall, elapsed)
+        if path.exists():  # other benchmarks (bench/recording.py) keep their sections of the file
+            text = report.keep_foreign_sections(text, path.read_text(encoding="utf-8"))
+        path.write_text(text, encoding="utf-8")
         print(f"\nwrote {path}")
     if args.json:
         args.json.write_text(

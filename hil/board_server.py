@@ -327,8 +327,9 @@ class BoardServer:
         if rejection.seq is None or rejection.version is None or rejection.type_code is None:
             return  # header unreadable: nothing to answer
         if rejection.reason == "version":
-            code, reason = NakCode.VERSION_MISMATCH, (
-                f"board speaks protocol version {PROTOCOL_VERSION}, not {rejection.version}"
+            code, reason = (
+                NakCode.VERSION_MISMATCH,
+                (f"board speaks protocol version {PROTOCOL_VERSION}, not {rejection.version}"),
             )
         elif rejection.reason == "type":
             code = NakCode.UNSUPPORTED
@@ -557,8 +558,7 @@ class TcpBoardServer:
             client.close()
             return
         # The BoardServer owns the descriptor from here: detach it from the socket object.
-        self._server = BoardServer(self.model, client.detach(), self._on_sync,
-                                   self._max_output_bytes)
+        self._server = BoardServer(self.model, client.detach(), self._on_sync, self._max_output_bytes)
         self.clients_served += 1
 
     def _drop_client(self) -> None:
@@ -599,4 +599,3 @@ def serve_once(servers: Sequence[Servable], timeout_s: float) -> int:
         if flags & (select.POLLIN | select.POLLHUP | select.POLLERR):
             server.handle_readable(fd)
     return len(ready)
-

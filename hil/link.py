@@ -231,9 +231,7 @@ class Link:
         """Events waiting for :meth:`poll_events` (the queue's fill level)."""
         return len(self._events)
 
-    def exchange(
-        self, message: Message, reply_type: type[ReplyT], timeout_s: float
-    ) -> ReplyT | Nak:
+    def exchange(self, message: Message, reply_type: type[ReplyT], timeout_s: float) -> ReplyT | Nak:
         """Send ``message`` and return the board's ``reply_type`` answer, or its NAK.
 
         Blocks for at most ``timeout_s`` seconds (every attempt included). Raises
@@ -392,8 +390,7 @@ class Link:
             )
             return BoardLinkLost(msg)
         msg = (
-            f"board link {self.name!r}: no answer to {what} within {timeout_s} s "
-            f"({self._attempts} attempts)"
+            f"board link {self.name!r}: no answer to {what} within {timeout_s} s ({self._attempts} attempts)"
         )
         return BoardTimeout(msg)
 
@@ -449,8 +446,7 @@ class LinkBoard(Board):
 
     def _refused(self, what: str, nak: Nak) -> BoardError:
         return BoardError(
-            f"board {self.description.kind!r} refused {what}: {nak.reason} "
-            f"(NAK {_nak_code_name(nak.code)})"
+            f"board {self.description.kind!r} refused {what}: {nak.reason} (NAK {_nak_code_name(nak.code)})"
         )
 
     @property

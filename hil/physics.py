@@ -160,8 +160,7 @@ class HorizonMask:
         """A ridge-site mask from ``rng``: four to six ridges on a -2.0 deg base."""
         count = rng.randint(4, 6)
         ridges = tuple(
-            (rng.uniform(0.0, 360.0), rng.uniform(0.6, 2.4), rng.uniform(6.0, 24.0))
-            for _ in range(count)
+            (rng.uniform(0.0, 360.0), rng.uniform(0.6, 2.4), rng.uniform(6.0, 24.0)) for _ in range(count)
         )
         return cls(base_deg=-2.0, ridges=ridges)
 
@@ -419,11 +418,7 @@ class PowerModel(BoardModel):
         for name, value in self._take_pending().items():
             self._tiers[name] = bool(value)
         self._sun_elevation_deg = env.sun_elevation_deg
-        self._solar_w = (
-            self.peak_solar_w
-            * env.lit_fraction
-            * math.cos(math.radians(env.sun_elevation_deg))
-        )
+        self._solar_w = self.peak_solar_w * env.lit_fraction * math.cos(math.radians(env.sun_elevation_deg))
         self._reactor_w = coupling.reactor_electric_w
         tiers_w = sum(self.TIER_LOAD_W[n] for n, on in self._tiers.items() if on)
         self._load_w = self.T0_LOAD_W + tiers_w + coupling.heater_power_w + coupling.comms_power_w
@@ -434,8 +429,7 @@ class PowerModel(BoardModel):
             battery_w, stored_wh = 0.0, 0.0
             self._collapsed = False
         elif net_w >= 0.0:
-            stored_wh = min(net_w * self.CHARGE_EFFICIENCY * dt_s / 3600.0,
-                            self.CAPACITY_WH - energy_wh)
+            stored_wh = min(net_w * self.CHARGE_EFFICIENCY * dt_s / 3600.0, self.CAPACITY_WH - energy_wh)
             battery_w = stored_wh * 3600.0 / dt_s / self.CHARGE_EFFICIENCY
             self._collapsed = False
         else:
@@ -445,9 +439,7 @@ class PowerModel(BoardModel):
             self._collapsed = battery_w > net_w + 1e-6
         self._soc = min(1.0, max(0.0, (energy_wh + stored_wh) / self.CAPACITY_WH))
         self._current_a = battery_w / open_v
-        self._bus_v = (
-            self.COLLAPSE_VOLTAGE_V if self._collapsed else self._battery_voltage(self._current_a)
-        )
+        self._bus_v = self.COLLAPSE_VOLTAGE_V if self._collapsed else self._battery_voltage(self._current_a)
         self._protect(env.time_s)
         coupling.battery_current_a = self._current_a
         coupling.battery_heat_w = self._current_a**2 * self.INTERNAL_RESISTANCE_OHM
@@ -565,10 +557,7 @@ class ThermalModel(BoardModel):
             flow["habitat"] -= self.HABITAT_LEAK_W_PER_K * (temps["habitat"] + KELVIN - sink_k)
             rad_k = temps["radiator"] + KELVIN
             flow["radiator"] -= (
-                self.RADIATOR_EMISSIVITY
-                * STEFAN_BOLTZMANN
-                * self.RADIATOR_AREA_M2
-                * (rad_k**4 - sink_k**4)
+                self.RADIATOR_EMISSIVITY * STEFAN_BOLTZMANN * self.RADIATOR_AREA_M2 * (rad_k**4 - sink_k**4)
             )
             for node, q in flow.items():
                 temps[node] = max(-KELVIN + 3.0, temps[node] + h * q / self.CAPACITY_J_PER_K[node])
@@ -884,20 +873,14 @@ class ReactorModel(BoardModel):
         fission_w = n * self.RATED_FISSION_POWER_W
         self._decay_w = [
             share * fission_w + (d - share * fission_w) * f
-            for (share, _), d, f in zip(
-                self.DECAY_HEAT_GROUPS, self._decay_w, decay_factors, strict=True
-            )
+            for (share, _), d, f in zip(self.DECAY_HEAT_GROUPS, self._decay_w, decay_factors, strict=True)
         ]
         self._heat_removed_w = self._heat_pipe_w()
         loss_w = self.CORE_LOSS_W_PER_K * (self._fuel_c - self.COLD_TEMP_C)
         heat_w = fission_w + sum(self._decay_w) - self._heat_removed_w - loss_w
         self._fuel_c += h * heat_w / self.FUEL_CAPACITY_J_PER_K
-        reflector_goal = self.COLD_TEMP_C + self.REFLECTOR_FOLLOWS * (
-            self._fuel_c - self.COLD_TEMP_C
-        )
-        self._reflector_c += (reflector_goal - self._reflector_c) * h / (
-            self.REFLECTOR_TIME_CONSTANT_S
-        )
+        reflector_goal = self.COLD_TEMP_C + self.REFLECTOR_FOLLOWS * (self._fuel_c - self.COLD_TEMP_C)
+        self._reflector_c += (reflector_goal - self._reflector_c) * h / (self.REFLECTOR_TIME_CONSTANT_S)
         rate = math.log(n / n_before) / h
         self._log_rate_per_s += (rate - self._log_rate_per_s) * min(
             1.0, h / self.PERIOD_METER_TIME_CONSTANT_S

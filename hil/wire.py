@@ -616,9 +616,7 @@ class DeframerCounters:
     frames_ok: int = 0
     frames_bad: int = 0
     rejections_dropped: int = 0
-    skipped_by_reason: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(REJECT_REASONS, 0)
-    )
+    skipped_by_reason: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REJECT_REASONS, 0))
 
 
 class Deframer:
@@ -707,9 +705,7 @@ class Deframer:
         c.skipped_by_reason[exc.reason] = c.skipped_by_reason.get(exc.reason, 0) + 1
         if len(self._rejections) == self._rejections.maxlen:
             c.rejections_dropped += 1
-        self._rejections.append(
-            Rejection(exc.reason, exc.detail, exc.version, exc.type_code, exc.seq)
-        )
+        self._rejections.append(Rejection(exc.reason, exc.detail, exc.version, exc.type_code, exc.seq))
 
 
 # --- command checks -----------------------------------------------------------------
