@@ -28,7 +28,17 @@ import msgpack
 import zmq
 
 from fsw.errors import BusError, CodecError, DeadlineMissed
-from fsw.messages import Kind, Message, Sequencer, decode, encode, envelope_from_map, topic_of
+from fsw.messages import (
+    ENVELOPE_VERSION,
+    MAX_BODY_BYTES,
+    Kind,
+    Message,
+    Sequencer,
+    decode,
+    encode,
+    envelope_from_map,
+    topic_of,
+)
 from fsw.timesource import Deadline, MonotonicTime, TimeSource
 
 #: How long a closing socket may try to deliver what it still holds.
@@ -88,6 +98,13 @@ def connect(
     return socket
 
 
+# Flags as plain ints: pyzmq's IntFlag arithmetic costs on every message.
+_NOBLOCK: Final = int(zmq.NOBLOCK)
+_SNDMORE_NOBLOCK: Final = int(zmq.SNDMORE | zmq.NOBLOCK)
+_RCVMORE: Final = int(zmq.RCVMORE)
+_packb = msgpack.packb
+
+
 def send_frames(socket: zmq.Socket[bytes], topic: bytes, body: bytes) -> bool:
     """Send a (topic, body) message without blocking; return False if it was dropped.
 
@@ -95,8 +112,8 @@ def send_frames(socket: zmq.Socket[bytes], topic: bytes, body: bytes) -> bool:
     several times more per message in pyzmq.
     """
     try:
-        socket.send(topic, zmq.SNDMORE | zmq.NOBLOCK)
-        socket.send(body, zmq.NOBLOCK)
+        socket.send(topic, _SNDMORE_NOBLOCK)
+        socket.send(body, _NOBLOCK)
     except zmq.Again:
         return False
     return True
@@ -105,11 +122,11 @@ def send_frames(socket: zmq.Socket[bytes], topic: bytes, body: bytes) -> bool:
 def receive_frames(socket: zmq.Socket[bytes]) -> list[bytes] | None:
     """Receive every frame of one message without blocking; ``None`` if none is waiting."""
     try:
-        frames = [socket.recv(zmq.NOBLOCK)]
+        frames = [socket.recv(_NOBLOCK)]
     except zmq.Again:
         return None
-    while socket.getsockopt(zmq.RCVMORE):
-        frames.append(socket.recv())
+    while socket.getsockopt(_RCVMORE):
+        frames.append(socket.recv(_NOBLOCK))
     return frames
 
 
@@ -137,7 +154,7 @@ class Bus:
         self._time = time or MonotonicTime()
         self._own_context = context is None
         self._context = context or zmq.Context()
-        self._sequencer = Sequencer()
+        self._next_seq: dict[Kind, int] = {}
         self._prefixes: list[bytes] = []
         self._covered: dict[tuple[str, str], bool] = {}
         self._last_seq: dict[tuple[str, str], int] = {}
@@ -160,16 +177,29 @@ class Bus:
 
         Raises :class:`~fsw.errors.CodecError` if ``data`` cannot be encoded.
         """
-        message = Message(
-            kind,
-            self.source,
-            name,
-            self.mission_time_s if t_s is None else t_s,
-            self._sequencer.next(kind),
-            dict(data),
-        )
-        topic, body = encode(message)
-        if send_frames(self.publisher, topic, body):
+        # The same bytes as fsw.messages.encode, without building a Message first (hot path).
+        seq = self._next_seq.get(kind, 0)
+        self._next_seq[kind] = seq + 1
+        try:
+            body = _packb(
+                {
+                    "v": ENVELOPE_VERSION,
+                    "kind": kind.value,
+                    "src": self.source,
+                    "name": name,
+                    "t": float(self.mission_time_s if t_s is None else t_s),
+                    "seq": seq,
+                    "data": data if type(data) is dict else dict(data),
+                },
+                use_bin_type=True,
+            )
+        except (TypeError, ValueError, OverflowError) as exc:
+            msg = f"cannot encode {kind.value} {self.source}.{name}: {exc}"
+            raise CodecError(msg) from exc
+        if len(body) > MAX_BODY_BYTES:
+            msg = f"{self.source}.{name}: body of {len(body)} bytes exceeds {MAX_BODY_BYTES}"
+            raise CodecError(msg)
+        if send_frames(self.publisher, topic_of(kind, self.source, name), body):
             self.stats.sent += 1
 
     def receive(self) -> Message | None:
@@ -177,15 +207,25 @@ class Bus:
 
         Malformed frames are consumed, counted and reported, never raised.
         """
+        subscriber = self.subscriber
         while True:
-            frames = receive_frames(self.subscriber)
-            if frames is None:
+            try:
+                topic = subscriber.recv(_NOBLOCK)
+            except zmq.Again:
                 return None
             try:
-                if len(frames) != 2:
-                    msg = f"message has {len(frames)} frames, expected 2 (topic, body)"
+                if not subscriber.getsockopt(_RCVMORE):
+                    msg = "message has 1 frame, expected 2 (topic, body)"
                     raise CodecError(msg)
-                message = decode(frames[0], frames[1])
+                body = subscriber.recv(_NOBLOCK)
+                if subscriber.getsockopt(_RCVMORE):
+                    extra = 0
+                    while subscriber.getsockopt(_RCVMORE):
+                        subscriber.recv(_NOBLOCK)
+                        extra += 1
+                    msg = f"message has {2 + extra} frames, expected 2 (topic, body)"
+                    raise CodecError(msg)
+                message = decode(topic, body)
             except CodecError as exc:
                 self._malformed(str(exc))
                 continue

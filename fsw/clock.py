@@ -1,9 +1,12 @@
 """The frame clock process: mission time as a message.
 
 The clock publishes one ``tick.clock.frame`` per minor frame (data: ``frame``,
-``period_s``; the envelope's ``t`` is the mission time ``frame * period_s``).
-Flight processes answer every tick with a ``frame_done`` report on
-``[bus] frames`` (a PUSH socket straight to the clock).
+``period_s``; the envelope's ``t`` is the mission time ``frame * period_s``) for
+anyone listening. A flight process says, when it joins, every how many frames
+it has work (``every``: its control cycle and housekeeping periods in frames);
+on those frames the clock also publishes ``tick.clock.<process>`` for it, and
+the process answers with a ``frame_done`` report on ``[bus] frames`` (a PUSH
+socket straight to the clock). Frames where nobody is due cost one publish.
 
 * **Real-time mode** (no ``--speed``): ticks are paced by the wall clock. A
   process that has not reported frame ``t`` when tick ``t + 1`` goes out is
@@ -56,6 +59,11 @@ class Participant:
     last_done: int = -1
     late_frames: int = 0
     missed_frames: int = 0
+    every: tuple[int, ...] = (1,)
+
+    def due(self, frame: int) -> bool:
+        """Whether the participant has work in ``frame``."""
+        return any(frame % n == 0 for n in self.every)
 
 
 class FrameClock(Process):
@@ -96,6 +104,7 @@ class FrameClock(Process):
             None if options.duration_s is None else max(1, round(options.duration_s / self.period_s))
         )
         self._awaiting: set[str] = set()
+        self._due: set[str] = set()
         self._tick_sent_s = 0.0
         self._start_deadline_s = 0.0
         self._paced_start_s = 0.0
@@ -177,6 +186,9 @@ class FrameClock(Process):
             if participant is None:
                 participant = self.participants[report.source] = Participant(report.source)
             if report.name == "join":
+                every = report.data.get("every", [1])
+                if isinstance(every, list) and every and all(type(n) is int and n > 0 for n in every):
+                    participant.every = tuple(every)
                 self._join(participant)
             elif report.name == "frame_done":
                 self._done(participant, frame)
@@ -199,8 +211,6 @@ class FrameClock(Process):
         if not participant.joined:
             # Left out after a missed frame and back now (it was frozen, not restarted).
             self._join(participant)
-        if frame < self.next_frame - 1:
-            participant.late_frames += 1
         participant.last_done = max(participant.last_done, frame)
         if frame == self.next_frame - 1:
             self._awaiting.discard(participant.name)
@@ -249,7 +259,8 @@ class FrameClock(Process):
         previous = self.next_frame - 1
         if previous < 0:
             return
-        for participant in self.participants.values():
+        for name in self._due:
+            participant = self.participants[name]
             if participant.joined and participant.last_done < previous:
                 participant.late_frames += 1
 
@@ -258,13 +269,18 @@ class FrameClock(Process):
         t_s = frame * self.period_s
         self.frame = frame
         self.mission_time_s = t_s
+        due = [p.name for p in self.participants.values() if p.joined and p.due(frame)]
         if self.bus is not None:
             self.bus.mission_time_s = t_s
-            self.bus.publish(Kind.TICK, "frame", {"frame": frame, "period_s": self.period_s}, t_s)
+            data = {"frame": frame, "period_s": self.period_s}
+            self.bus.publish(Kind.TICK, "frame", data, t_s)
+            for name in due:
+                self.bus.publish(Kind.TICK, name, data, t_s)
         self.next_frame = frame + 1
         self._tick_sent_s = now_s
+        self._due = set(due)
         if self.options.lockstep:
-            self._awaiting = {p.name for p in self.participants.values() if p.joined}
+            self._awaiting = set(due)
         self._rate_frames += 1
         hk_frames = self.spec.frames_per_housekeeping(self.period_s)
         if frame % hk_frames == 0:

@@ -20,8 +20,7 @@ body is the envelope::
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import msgpack
 
@@ -53,16 +52,18 @@ class Kind(str, enum.Enum):
 _KINDS: Final = {k.value: k for k in Kind}
 
 
-@dataclass(frozen=True)
-class Message:
-    """One bus message. ``t_s`` is mission time in seconds; ``data`` is the payload."""
+class Message(NamedTuple):
+    """One bus message. ``t_s`` is mission time in seconds; ``data`` is the payload.
+
+    Immutable (a named tuple: cheap to build on the bus's hot path).
+    """
 
     kind: Kind
     source: str
     name: str
     t_s: float
     seq: int
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = {}  # noqa: RUF012 - never mutated: decode and publish pass their own
 
     @property
     def topic(self) -> bytes:
@@ -70,9 +71,21 @@ class Message:
         return topic_of(self.kind, self.source, self.name)
 
 
+#: Topics already built, by (kind, source, name); bounded, cleared when full.
+_TOPICS: dict[tuple[Kind, str, str], bytes] = {}
+_MAX_TOPICS_CACHED: Final = 4096
+
+
 def topic_of(kind: Kind, source: str, name: str) -> bytes:
     """Return the topic frame for a message of ``kind`` from ``source`` named ``name``."""
-    return f"{kind.value}.{source}.{name}".encode()
+    key = (kind, source, name)
+    topic = _TOPICS.get(key)
+    if topic is None:
+        topic = f"{kind.value}.{source}.{name}".encode()
+        if len(_TOPICS) >= _MAX_TOPICS_CACHED:
+            _TOPICS.clear()
+        _TOPICS[key] = topic
+    return topic
 
 
 def encode(message: Message) -> tuple[bytes, bytes]:
@@ -121,11 +134,44 @@ def decode(topic: bytes, body: bytes) -> Message:
     except Exception as exc:  # msgpack raises several unrelated types on bad input
         msg = f"body is not msgpack: {type(exc).__name__}: {exc}"
         raise CodecError(msg) from exc
-    message = envelope_from_map(raw)
+    message = _fast_envelope(raw)
+    if message is None:
+        message = envelope_from_map(raw)
     if topic != message.topic:
         msg = f"topic {topic[:64]!r} does not match envelope {message.topic!r}"
         raise CodecError(msg)
     return message
+
+
+def _fast_envelope(raw: object) -> Message | None:
+    """The common case, checked in one pass: a well-formed envelope, or ``None`` to look closer.
+
+    Accepts exactly what :func:`envelope_from_map` accepts; anything unusual is
+    left to it, which says what is wrong.
+    """
+    if type(raw) is not dict or len(raw) != len(_ENVELOPE_KEYS):
+        return None
+    try:
+        kind = _KINDS[raw["kind"]]
+        source, name, t_s, seq, data = raw["src"], raw["name"], raw["t"], raw["seq"], raw["data"]
+        version = raw["v"]
+    except (KeyError, TypeError):
+        return None
+    if (
+        version == ENVELOPE_VERSION
+        and type(version) is int
+        and type(source) is str
+        and source
+        and "." not in source
+        and type(name) is str
+        and name
+        and (type(t_s) is float or type(t_s) is int)
+        and type(seq) is int
+        and seq >= 0
+        and type(data) is dict
+    ):
+        return Message(kind, source, name, float(t_s), seq, data)
+    return None
 
 
 def envelope_from_map(raw: object) -> Message:
@@ -139,7 +185,7 @@ def envelope_from_map(raw: object) -> Message:
         extra = sorted(str(k) for k in keys - _ENVELOPE_KEYS)
         msg = f"envelope keys wrong (missing {missing}, unexpected {extra})"
         raise CodecError(msg)
-    if raw["v"] != ENVELOPE_VERSION:
+    if raw["v"] != ENVELOPE_VERSION or isinstance(raw["v"], bool):
         msg = f"envelope version {raw['v']!r}, expected {ENVELOPE_VERSION}"
         raise CodecError(msg)
     kind = _KINDS.get(raw["kind"]) if isinstance(raw["kind"], str) else None

@@ -73,7 +73,7 @@ _LOG_LEVELS: Final = {
     "critical": "critical",
 }
 
-#: Minimum wall time between two ``frame_error`` events of one process.
+#: Minimum mission time between two ``frame_error`` events of one process.
 FRAME_ERROR_EVENT_INTERVAL_S: Final = 1.0
 
 #: Returned by a command handler that completes later through ``finish_command``.
@@ -101,7 +101,7 @@ RUNTIME_EVENTS: Final = (
     EventDef(
         "frame_error",
         Severity.ERROR,
-        "Control cycles raised (count since the last report, at most one a second); the process goes on.",
+        "Control cycles raised (count since the last report, at most one a mission second); it goes on.",
     ),
     EventDef("malformed_frame", Severity.WARNING, "Malformed bus frames were dropped."),
     EventDef("board_link_lost", Severity.ERROR, "The board stopped answering."),
@@ -588,6 +588,10 @@ class FlightProcess(Process):
     Subclasses implement :meth:`on_frame` (the control loop, called every
     ``rate_hz``) and :meth:`housekeeping`. ``self.board`` is the board the
     deployment names, opened in :meth:`setup`.
+
+    The process tells the clock, when it joins, every how many frames it has
+    work (its control cycle and its housekeeping); the clock sends it a tick
+    (``tick.clock.<name>``) only on those frames and waits only for those.
     """
 
     frame_participant: ClassVar[bool] = True
@@ -613,8 +617,8 @@ class FlightProcess(Process):
         """Run one control cycle. Board reads see the world at this frame."""
 
     def subscriptions(self) -> tuple[bytes, ...]:
-        """Ticks plus whatever the subclass adds through :meth:`extra_subscriptions`."""
-        return (b"tick.", *self.extra_subscriptions())
+        """This process's own ticks plus whatever the subclass adds (:meth:`extra_subscriptions`)."""
+        return (f"tick.clock.{self.name}".encode(), *self.extra_subscriptions())
 
     def extra_subscriptions(self) -> tuple[bytes, ...]:
         """Topic prefixes this process wants besides ticks."""
@@ -650,10 +654,10 @@ class FlightProcess(Process):
     def _on_registered(self) -> None:
         if self.board is not None:
             self.telemetry("board_description", {"description": self.board.description.to_map()})
-        self._report("join", self.frame)
+        self._report("join", self.frame, every=[self._frames_per_cycle, self._frames_per_housekeeping])
         self._complete_join()
 
-    def _report(self, name: str, frame: int) -> None:
+    def _report(self, name: str, frame: int, **extra: Any) -> None:
         if self._frames is None or not self.spec.lockstep:
             return
         body = pack_body(
@@ -663,14 +667,14 @@ class FlightProcess(Process):
                 name,
                 self.mission_time_s,
                 self._sequencer.next(Kind.HEARTBEAT),
-                {"frame": frame},
+                {"frame": frame, **extra},
             )
         )
         with contextlib.suppress(zmq.Again):
             self._frames.send(body, zmq.NOBLOCK)
 
     def _on_tick(self, message: Message) -> None:
-        if not self._joined:
+        if not self._joined or message.name != self.name:
             return
         number = message.data.get("frame")
         if not isinstance(number, int) or number <= self.frame:
@@ -687,9 +691,12 @@ class FlightProcess(Process):
         self._report("frame_done", number)
 
     def _frame_error(self, exc: BaseException) -> None:
-        """Count a failed cycle; report it at most once a wall second, with the count since."""
+        """Count a failed cycle; report it at most once a mission second, with the count since.
+
+        Mission time, not wall time: a seeded simulation reports the same errors every run.
+        """
         self.frame_errors += 1
-        now_s = self.time.now_s()
+        now_s = self.mission_time_s
         if now_s - self._frame_error_event_s < FRAME_ERROR_EVENT_INTERVAL_S:
             return
         self._frame_error_event_s = now_s

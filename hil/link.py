@@ -422,6 +422,7 @@ class LinkBoard(Board):
         lost_after_timeouts: int = DEFAULT_LOST_AFTER_TIMEOUTS,
         max_events: int = DEFAULT_MAX_EVENTS,
     ) -> None:
+        self._synced_sample: Sample | None = None
         try:
             self._link = Link(stream, name, attempts, lost_after_timeouts, max_events)
         except BaseException:
@@ -456,12 +457,22 @@ class LinkBoard(Board):
 
     def sync(self, frame: int, t_s: float, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         """Send SYNC(frame, t_s) and wait for its SYNC_ACK; the board's events arrive first."""
+        self._synced_sample = None
         reply = self._link.exchange(Sync(frame, t_s), SyncAck, timeout_s)
         if isinstance(reply, Nak):
             raise self._refused(f"SYNC of frame {frame}", reply)
+        if reply.values:
+            self._synced_sample = Sample(reply.board_time_s, dict(reply.values))
 
     def read(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> Sample:
-        """Read every channel once."""
+        """Read every channel once.
+
+        The first read after a SYNC whose acknowledgement carried the board's sample
+        returns that sample without a round trip; any other read asks the board.
+        """
+        if self._synced_sample is not None:
+            sample, self._synced_sample = self._synced_sample, None
+            return sample
         reply = self._link.exchange(Read(), ReadReply, timeout_s)
         if isinstance(reply, Nak):
             raise self._refused("READ", reply)

@@ -120,10 +120,15 @@ class Sync:
 
 @dataclass(frozen=True)
 class SyncAck:
-    """SYNC_ACK: the board reached ``frame``; its own clock reads ``board_time_s``."""
+    """SYNC_ACK: the board reached ``frame``; its own clock reads ``board_time_s``.
+
+    ``values``, optional, is the board's sample at that frame (every channel), so the
+    client needs no READ for it; empty when the board does not send one.
+    """
 
     frame: int
     board_time_s: float
+    values: Mapping[str, Value] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -334,6 +339,12 @@ def _body_of(message: Message) -> dict[str, Any]:
     if isinstance(message, Sync):
         return {"frame": message.frame, "t_s": message.t_s}
     if isinstance(message, SyncAck):
+        if message.values:
+            return {
+                "frame": message.frame,
+                "board_time_s": message.board_time_s,
+                "values": dict(message.values),
+            }
         return {"frame": message.frame, "board_time_s": message.board_time_s}
     if isinstance(message, (Read, Status)):
         return {}
@@ -372,6 +383,9 @@ class _Body:
 
     def _bad(self, key: str, expected: str, got: Any) -> _Reject:
         return _Reject("body", f"{self._what}.{key} must be {expected}, got {type(got).__name__}")
+
+    def has(self, key: str) -> bool:
+        return key in self._fields
 
     def str_(self, key: str) -> str:
         value = self._get(key)
@@ -483,7 +497,8 @@ def _message_of(type_code: MessageType, body: _Body) -> Message:
     if type_code is MessageType.SYNC:
         return Sync(frame=body.int_("frame"), t_s=body.float_("t_s"))
     if type_code is MessageType.SYNC_ACK:
-        return SyncAck(frame=body.int_("frame"), board_time_s=body.float_("board_time_s"))
+        values = _values_of(body) if body.has("values") else {}
+        return SyncAck(frame=body.int_("frame"), board_time_s=body.float_("board_time_s"), values=values)
     if type_code is MessageType.READ:
         return Read()
     if type_code is MessageType.READ_REPLY:

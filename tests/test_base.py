@@ -218,10 +218,10 @@ class TestMalformed:
             dealer.connect(base.deployment.bus.command)
             # Publish until a flight process reports it (the PUB may join late: keep sending).
             junk = [
-                [b"tick.x.frame", b"\xc1not msgpack"],
-                [b"tick.x.frame"],
-                [b"tick.x.frame", msgpack.packb({"v": 1, "kind": "tick"}), b"extra"],
-                [b"tick.clock.frame", msgpack.packb([1, 2, 3])],
+                [b"tick.clock.power", b"\xc1not msgpack"],
+                [b"tick.clock.power"],
+                [b"tick.clock.thermal", msgpack.packb({"v": 1, "kind": "tick"}), b"extra"],
+                [b"tick.clock.comms", msgpack.packb([1, 2, 3])],
             ]
 
             def send_junk() -> None:

@@ -53,7 +53,7 @@ class TestCommandValidation:
         )
         assert command.check({"board": "power"}) == {"board": "power", "sigma": 0.0}
         assert command.check({"board": "power", "sigma": 2}) == {"board": "power", "sigma": 2.0}
-        with pytest.raises(CommandRejected, match="missing argument.* board"):
+        with pytest.raises(CommandRejected, match=r"missing argument.* board"):
             command.check({"sigma": 1.0})
         assert dictionary_from_json(Dictionary(commands=(command,)).to_json()).commands == (command,)
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fsw.errors import CodecError
-from fsw.messages import MAX_BODY_BYTES, Kind, Message, decode, encode
+from fsw.messages import MAX_BODY_BYTES, Kind, Message, _fast_envelope, decode, encode, envelope_from_map
 
 names = st.text(
     alphabet=st.characters(whitelist_categories=("Ll", "Lu", "Nd"), whitelist_characters="_"),
@@ -110,3 +110,29 @@ class TestMalformed:
             encode(big)
         with pytest.raises(CodecError, match="exceeds"):
             decode(b"tlm.power.hk", b"\x00" * (MAX_BODY_BYTES + 1))
+
+
+class TestFastPath:
+    """The one-pass check of the hot path accepts exactly what the full validation accepts."""
+
+    @given(
+        st.fixed_dictionaries(
+            {
+                "v": st.sampled_from([1, 2, True, 1.0]),
+                "kind": st.sampled_from(["tlm", "evt", "hb", "bogus", 3]),
+                "src": st.sampled_from(["power", "", "a.b", 5]),
+                "name": st.sampled_from(["hk", "", None]),
+                "t": st.sampled_from([0.0, 5, True, "x"]),
+                "seq": st.sampled_from([0, 7, -1, True, 1.5]),
+                "data": st.sampled_from([{}, {"a": 1}, [], None]),
+            }
+        )
+    )
+    def test_fast_and_full_validation_agree(self, raw: dict) -> None:
+        fast = _fast_envelope(raw)
+        try:
+            full = envelope_from_map(raw)
+        except CodecError:
+            assert fast is None
+        else:
+            assert fast is None or fast == full
