@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import abc
 import enum
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from types import TracebackType
 from typing import Any, Final
 
@@ -243,30 +243,38 @@ class Board(abc.ABC):
         self.close()
 
 
-def board_backends() -> dict[str, metadata.EntryPoint]:
-    """Return every registered backend by name (entry-point group ``fsw.boards``)."""
-    return {ep.name: ep for ep in metadata.entry_points(group=BOARD_ENTRY_POINT_GROUP)}
+def board_backends() -> dict[str, str]:
+    """Every registered backend: name -> ``module:Class`` (entry-point group ``fsw.boards``)."""
+    from importlib import metadata  # noqa: PLC0415 - costs megabytes; only the supervisor needs it
+
+    return {ep.name: ep.value for ep in metadata.entry_points(group=BOARD_ENTRY_POINT_GROUP)}
 
 
-def open_board(backend: str, **options: Any) -> Board:
+def open_board(backend: str, registry: Mapping[str, str] | None = None, **options: Any) -> Board:
     """Open a board through the backend registered as ``backend``.
 
-    ``options`` are the backend's own (device path, baud rate, host, log file),
-    straight from the deployment file. Raises :class:`BoardUnavailable` for an
-    unknown name or a backend that fails to import, and whatever the backend
-    raises when the board does not answer its handshake.
+    ``registry`` maps backend names to ``module:Class`` (the supervisor resolves
+    the entry points once and hands the map to its children); without it, or
+    for a name it lacks, the entry points are read. ``options`` are the
+    backend's own (device path, baud rate, host, log file), straight from the
+    deployment file. Raises :class:`BoardUnavailable` for an unknown name or a
+    backend that fails to import, and whatever the backend raises when the
+    board does not answer its handshake.
     """
-    backends = board_backends()
+    backends = dict(registry or {})
+    if backend not in backends:
+        backends = board_backends()
     try:
         entry = backends[backend]
     except KeyError:
         known = ", ".join(sorted(backends)) or "none"
         msg = f"no board backend named {backend!r} (registered: {known})"
         raise BoardUnavailable(msg) from None
+    module_name, _, class_name = entry.partition(":")
     try:
-        cls = entry.load()
+        cls = getattr(importlib.import_module(module_name), class_name)
     except Exception as exc:
-        msg = f"board backend {backend!r} failed to load from {entry.value}: {exc}"
+        msg = f"board backend {backend!r} failed to load from {entry}: {exc}"
         raise BoardUnavailable(msg) from exc
     board: Board = cls(**options)
     return board

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fsw import deployment as deployment_module
+from fsw.board import board_backends
 from fsw.deployment import Deployment
 from fsw.errors import ConfigError, FswError
 from fsw.log import configure_logging
@@ -80,6 +81,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         duration_s=duration_s,
         record_dir=str(Path(args.record).resolve()) if args.record else None,
         scenario=str(Path(args.scenario).resolve()) if args.scenario else None,
+        board_backends=board_backends(),
     )
     if options.scenario is not None and not Path(options.scenario).is_file():
         msg = f"scenario file {args.scenario} does not exist"

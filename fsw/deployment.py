@@ -52,7 +52,6 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
 
@@ -190,6 +189,8 @@ def load(path: str | Path, *, run_dir: str | Path | None = None) -> Deployment:
 
 def load_default(*, run_dir: str | Path | None = None) -> Deployment:
     """Load the embedded default deployment (entry point ``fsw.deployments:default``)."""
+    from importlib import metadata  # noqa: PLC0415 - costs megabytes; children never need it
+
     entries = {ep.name: ep for ep in metadata.entry_points(group=DEPLOYMENT_ENTRY_POINT_GROUP)}
     if "default" not in entries:
         msg = "no embedded default deployment is installed (entry point fsw.deployments:default)"

@@ -13,6 +13,11 @@ import importlib
 import sys
 from pathlib import Path
 
+if __name__ == "__main__":
+    # A child logs JSON lines and draws nothing: keep structlog from loading rich,
+    # which would cost every process of the base about 4 MiB for nothing.
+    sys.modules.setdefault("rich", None)  # type: ignore[arg-type]
+
 from fsw import run as run_module
 from fsw.deployment import Deployment, ProcessSpec
 from fsw.errors import ConfigError, FswError

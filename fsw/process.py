@@ -318,7 +318,7 @@ class Process:
             options.setdefault("kind", self.name)
         elif backend == "replay":
             options.setdefault("source", self.name)
-        return open_board(backend, **options)
+        return open_board(backend, self.options.board_backends, **options)
 
     def finish_command(
         self,

@@ -12,7 +12,7 @@ import json
 import math
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -42,6 +42,7 @@ class RunOptions:
     duration_s: float | None = None
     record_dir: str | None = None
     scenario: str | None = None
+    board_backends: dict[str, str] = field(default_factory=dict)
 
     @property
     def lockstep(self) -> bool:
@@ -98,6 +99,7 @@ def read(run_dir: Path) -> tuple[Deployment, RunOptions]:
             duration_s=None if raw["duration_s"] is None else float(raw["duration_s"]),
             record_dir=None if raw.get("record_dir") is None else str(raw["record_dir"]),
             scenario=None if raw.get("scenario") is None else str(raw["scenario"]),
+            board_backends={str(k): str(v) for k, v in dict(raw.get("board_backends") or {}).items()},
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         msg = f"{run_dir / RUN_FILE}: unreadable run options: {exc}"
