@@ -103,6 +103,7 @@ _NOBLOCK: Final = int(zmq.NOBLOCK)
 _SNDMORE_NOBLOCK: Final = int(zmq.SNDMORE | zmq.NOBLOCK)
 _RCVMORE: Final = int(zmq.RCVMORE)
 _packb = msgpack.packb
+_KIND_VALUES: Final = {kind: kind.value for kind in Kind}
 
 
 def send_frames(socket: zmq.Socket[bytes], topic: bytes, body: bytes) -> bool:
@@ -184,7 +185,7 @@ class Bus:
             body = _packb(
                 {
                     "v": ENVELOPE_VERSION,
-                    "kind": kind.value,
+                    "kind": _KIND_VALUES[kind],
                     "src": self.source,
                     "name": name,
                     "t": float(self.mission_time_s if t_s is None else t_s),
@@ -209,23 +210,23 @@ class Bus:
         """
         subscriber = self.subscriber
         while True:
+            # Frames rather than bytes: ``Frame.more`` is free, getsockopt(RCVMORE) is not.
             try:
-                topic = subscriber.recv(_NOBLOCK)
+                topic_frame = subscriber.recv(_NOBLOCK, copy=False)
             except zmq.Again:
                 return None
             try:
-                if not subscriber.getsockopt(_RCVMORE):
+                if not topic_frame.more:
                     msg = "message has 1 frame, expected 2 (topic, body)"
                     raise CodecError(msg)
-                body = subscriber.recv(_NOBLOCK)
-                if subscriber.getsockopt(_RCVMORE):
-                    extra = 0
-                    while subscriber.getsockopt(_RCVMORE):
-                        subscriber.recv(_NOBLOCK)
+                body_frame = subscriber.recv(_NOBLOCK, copy=False)
+                if body_frame.more:
+                    extra = 1
+                    while subscriber.recv(_NOBLOCK, copy=False).more:
                         extra += 1
                     msg = f"message has {2 + extra} frames, expected 2 (topic, body)"
                     raise CodecError(msg)
-                message = decode(topic, body)
+                message = decode(topic_frame.bytes, body_frame.bytes)
             except CodecError as exc:
                 self._malformed(str(exc))
                 continue
