@@ -482,14 +482,17 @@ class Process:
             message = self.bus.receive()
             if message is None:
                 return
-            if message.kind is Kind.HEARTBEAT and message.source == self.name:
-                if not self._echo_seen:
-                    self._echo_seen = True
-                    self._next_register_s = 0.0
-                continue
-            if message.kind is Kind.TICK:
-                self._on_tick(message)
-                continue
+            self._handle(message)
+
+    def _handle(self, message: Message) -> None:
+        """Route one valid bus message: own heartbeat echo, tick, or :meth:`on_message`."""
+        if message.kind is Kind.HEARTBEAT and message.source == self.name:
+            if not self._echo_seen:
+                self._echo_seen = True
+                self._next_register_s = 0.0
+        elif message.kind is Kind.TICK:
+            self._on_tick(message)
+        else:
             self.on_message(message)
 
     def _on_tick(self, message: Message) -> None:

@@ -300,6 +300,39 @@ class TestWriter:
             assert w.stats.fsyncs == 3
         assert w.closed
 
+    def test_background_fsync_runs_off_the_callers_thread_and_reports_its_errors(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        clock = FakeTime()
+        writer = LogWriter(
+            tmp_path, base="b", run_id="bg", fsync_interval_s=1.0, time=clock, background_sync=True
+        )
+        write_some(writer, 5)
+        clock.advance(1.0)
+        writer.sync_if_due()
+        assert writer.next_sync_due_s() is None  # handed to the thread
+        assert writer._syncer is not None
+        assert writer._syncer.wait(WAIT_S)
+        writer.sync_if_due()  # picks up the outcome
+        assert writer.stats.fsyncs == 2  # the header's, then the background one
+
+        def broken(fd: int) -> None:
+            raise OSError(errno.EIO, "Input/output error")
+
+        monkeypatch.setattr(recording.os, "fsync", broken)
+        write_some(writer, 1, start=5)
+        clock.advance(1.0)
+        writer.sync_if_due()
+        assert writer._syncer.wait(WAIT_S)
+        with pytest.raises(OSError, match="Input/output"):
+            write_some(writer, 1, start=6)
+        assert writer.stats.write_errors == 1
+        monkeypatch.undo()
+        write_some(writer, 1, start=7)  # a new file
+        writer.close()
+        assert writer.stats.files == 2
+        assert [round(r.t_s, 1) for r in bus_only(tmp_path)] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7]
+
     def test_bad_options_are_config_errors(self, tmp_path: Path) -> None:
         for kwargs in (
             {"fsync": "sometimes"},

@@ -9,8 +9,6 @@ recording of that run: the flight code path is the same, so the response is too.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,23 +16,9 @@ import pytest
 
 from hil.testing import HilBase, boards_layer, merge_toml, within_range
 from subsystems.deployment import DEFAULT_DEPLOYMENT
+from tests.hil.conftest import RUN, SCENARIO
 
-SCENARIO = Path(__file__).resolve().parents[2] / "examples" / "battery-gauge-fault" / "scenario.toml"
 FAULT_AT_S = 120.0
-RUN = ("--speed", "max", "--duration", "3min", "--seed", "1")
-
-
-@pytest.fixture(scope="module")
-def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One simulated run with the fault, recorded (what `fsw up --record` gives a user)."""
-    directory = tmp_path_factory.mktemp("recording")
-    run_dir = Path(tmp_path_factory.mktemp("r", numbered=True))
-    subprocess.run(
-        [sys.executable, "-m", "fsw.cli", "up", "--run-dir", str(run_dir / "run"), *RUN,
-         "--scenario", str(SCENARIO), "--record", str(directory), "--json"],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    return directory
 
 
 @pytest.fixture(params=["sim", "replay"])
