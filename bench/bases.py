@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from harness import (
     process_rss_kib,
 )
 
+import fsw.clock
 from fsw import deployment as deployment_module
 from fsw.bus import CommandClient
 from fsw.deployment import Deployment
@@ -170,6 +172,7 @@ class LockstepResult:
     disturbed: dict[str, list[bool]] = field(default_factory=dict)
     participants: int = 0
     frames: int = 0
+    awaited_per_frame: float | None = None
 
 
 def lockstep(
@@ -181,6 +184,7 @@ def lockstep(
     frames = max(1, round(duration_s / deployment.clock.frame_period_s))
     raw = start_raw_lockstep(group, participants)
     result = LockstepResult(participants=participants, frames=frames)
+    result.awaited_per_frame = awaited_per_frame(deployment)
     for round_index in range(rounds):
         order = ("raw", "fsw") if round_index % 2 == 0 else ("fsw", "raw")
         for stack in order:
@@ -200,6 +204,25 @@ def lockstep(
             result.disturbed.setdefault(stack, []).append(disturbed)
             log(f"  round {round_index + 1} {stack:>3}: {fps:,.0f} frames/s ({frames} frames)")
     return result
+
+
+def awaited_per_frame(deployment: Deployment) -> float | None:
+    """Participants the framework's clock waits for per frame, on average (``None``: all, every frame).
+
+    A clock whose participants declare when they have work (``Participant.due``) waits only for
+    those due: a process is due every ``frames_per_cycle`` and every ``frames_per_housekeeping``.
+    """
+    if not hasattr(fsw.clock.Participant, "due"):
+        return None
+    period = deployment.clock.frame_period_s
+    schedules = [
+        (p.frames_per_cycle(period), p.frames_per_housekeeping(period))
+        for p in deployment.processes
+        if p.lockstep
+    ]
+    span = math.lcm(*(n for schedule in schedules for n in schedule)) if schedules else 1
+    due = sum(sum(any(f % n == 0 for n in s) for s in schedules) for f in range(span))
+    return due / span
 
 
 # ----------------------------------------------------------------- a base in real time
@@ -365,28 +388,50 @@ def rss():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
+base, heavy = sys.argv[1].split(","), sys.argv[2].split(",")
 steps = [("python", rss())]
-for module in sys.argv[1:]:
+for module in base:
     __import__(module)
     steps.append((module, rss()))
-print(json.dumps(steps))
+print(json.dumps({"steps": steps, "loaded": [m for m in heavy if m in sys.modules]}))
 """
 
-#: Modules a framework child imports, in the order that shows what each adds.
-IMPORT_STEPS = (
-    "zmq",
-    "msgpack",
-    "importlib.metadata",
-    "asyncio",
-    "structlog",
-    "fsw.launch",
-    "subsystems.power",
-)
+#: What a framework child imports (``python -m fsw.launch`` of a subsystem), in order.
+CHILD_IMPORTS = ("zmq", "msgpack", "fsw.launch", "subsystems.power")
+
+#: Large modules that have no part in moving bus messages; each is reported if a child loads it.
+HEAVY_MODULES = ("structlog", "asyncio", "rich", "pygments", "importlib.metadata", "email", "zipfile")
 
 
-def import_costs() -> list[tuple[str, int]]:
-    """VmRSS (KiB) of a fresh interpreter after each import of :data:`IMPORT_STEPS`."""
+@dataclass
+class ImportCosts:
+    """VmRSS (KiB) of a fresh interpreter along a child's imports, and the heavy modules it loads."""
+
+    steps: list[tuple[str, int]]
+    loaded: list[str]
+    #: VmRSS (KiB) each heavy root module adds by itself on top of zmq + msgpack.
+    alone: dict[str, int]
+
+
+def _probe(base: tuple[str, ...]) -> dict[str, Any]:
     out = subprocess.run(
-        [PYTHON, "-c", _IMPORT_PROBE, *IMPORT_STEPS], capture_output=True, check=True, cwd=ROOT, timeout=60
+        [PYTHON, "-c", _IMPORT_PROBE, ",".join(base), ",".join(HEAVY_MODULES)],
+        capture_output=True,
+        check=True,
+        cwd=ROOT,
+        timeout=60,
     ).stdout
-    return [(str(name), int(kib)) for name, kib in json.loads(out)]
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def import_costs() -> ImportCosts:
+    """What a child's imports cost in memory, and which heavy modules come with them."""
+    child = _probe(CHILD_IMPORTS)
+    loaded = [str(m) for m in child["loaded"]]
+    alone: dict[str, int] = {}
+    for root in ("structlog", "importlib.metadata"):
+        if root in loaded:
+            steps = _probe(("zmq", "msgpack", root))["steps"]
+            alone[root] = int(steps[-1][1]) - int(steps[-2][1])
+    return ImportCosts([(str(n), int(k)) for n, k in child["steps"]], loaded, alone)

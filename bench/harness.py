@@ -309,53 +309,104 @@ class HostLoad:
 
 
 class QuietPolicy:
-    """Repeats a measurement that other work on the host disturbed, within a time budget.
+    """Keeps measurements away from other work on the host, within a time budget.
 
-    A measurement is disturbed when other processes used more than ``threshold_cores`` on
-    average while it ran. It is repeated after ``pause_s`` up to ``attempts`` times in all, as
-    long as the run's ``budget_s`` of repeats lasts; then the last result is kept and counted.
+    Before each measurement it waits (probing 0.2 s at a time) until other processes use
+    less than ``probe_cores``. A measurement is disturbed when other processes used more than
+    ``threshold_cores`` on average while it ran; it is then repeated, up to ``attempts`` times in
+    all. Waiting and repeating share the run's ``budget_s``; once it is spent, measurements run
+    as they come and a disturbed one is kept and marked.
     """
 
+    PROBE_S = 0.2
+    #: Longest wait before one measurement; two such waits in a row mean the host stays busy.
+    MAX_WAIT_S = 15.0
+
     def __init__(
-        self, budget_s: float, log: Callable[[str], None], threshold_cores: float = 0.05, attempts: int = 3
+        self,
+        budget_s: float,
+        log: Callable[[str], None],
+        threshold_cores: float = 0.05,
+        probe_cores: float = 0.2,
+        attempts: int = 3,
     ) -> None:
         self.budget_s = budget_s
         self.log = log
         self.threshold_cores = threshold_cores
+        self.probe_cores = probe_cores
         self.attempts = attempts
-        self.pause_s = 2.0
         self.spent_s = 0.0
+        self.waited_s = 0.0
         self.repeated = 0
         self.kept_disturbed: list[tuple[str, float]] = []
+        self.other_load: list[float] = []
+        self._waits_timed_out = 0
+
+    def _wait_for_quiet(self, label: str) -> None:
+        started = time.monotonic()
+        while self.spent_s < self.budget_s:
+            load = HostLoad()
+            time.sleep(self.PROBE_S)
+            if load.other_cores() <= self.probe_cores:
+                self._waits_timed_out = 0
+                return
+            if time.monotonic() - started < 2 * self.PROBE_S:
+                self.log(f"  ({label}: waiting for other work on the host to stop)")
+            self.spent_s += self.PROBE_S
+            self.waited_s += self.PROBE_S
+            if time.monotonic() - started >= self.MAX_WAIT_S:
+                self._waits_timed_out += 1
+                if self._waits_timed_out >= 2:
+                    self.log("  (other work keeps the host busy: measuring as it comes from now on)")
+                    self.spent_s = max(self.spent_s, self.budget_s)
+                return
 
     def run(self, label: str, measure: Callable[[], T]) -> tuple[T, bool]:
-        """Run ``measure`` until the host was quiet during it (or attempts or budget run out).
+        """Run ``measure`` when the host is quiet, again if other work disturbed it.
 
         Returns the result and whether other work disturbed it.
         """
         for attempt in range(1, self.attempts + 1):
+            self._wait_for_quiet(label)
             load = HostLoad()
             started = time.monotonic()
             result = measure()
             other = load.other_cores()
             if other <= self.threshold_cores:
+                self.other_load.append(other)
                 return result, False
             if attempt == self.attempts or self.spent_s >= self.budget_s:
+                self.other_load.append(other)
                 self.kept_disturbed.append((label, other))
                 self.log(f"  ({label}: other work used {other:.2f} cores meanwhile; kept, marked disturbed)")
                 return result, True
             self.repeated += 1
-            self.spent_s += time.monotonic() - started + self.pause_s
+            self.spent_s += time.monotonic() - started
             self.log(f"  ({label}: other work used {other:.2f} cores meanwhile; repeating)")
-            time.sleep(self.pause_s)
         raise AssertionError("unreachable")
+
+    def warning(self) -> str:
+        """A warning for the top of the report when other work disturbed many measurements, else ''."""
+        total = len(self.other_load)
+        if not total or len(self.kept_disturbed) * 4 < total:
+            return ""
+        return (
+            f"**Warning:** {len(self.kept_disturbed)} of {total} measurements ran while other processes "
+            f"on the host used more than {self.threshold_cores:.2f} of a core (median "
+            f"{median(self.other_load):.2f} cores), so the figures below describe a busy host, not an idle "
+            "one; see 'Method'. Rerun when the host is quiet."
+        )
 
     def summary(self) -> str:
         """One sentence for the report."""
+        load = sorted(self.other_load)
         text = (
-            "Measurements repeated because other processes used more than "
-            f"{self.threshold_cores:.2f} of a core while they ran: {self.repeated} "
-            f"(repeat budget {self.budget_s:g} s, {self.spent_s:.0f} s used)."
+            f"Other work on the host during the measurements kept: median {median(load):.2f}, "
+            f"max {max(load, default=0.0):.2f} cores. "
+            f"Waited {self.waited_s:.0f} s in all for other work on the host to stop; measurements "
+            f"repeated because other processes used more than {self.threshold_cores:.2f} of a core while "
+            f"they ran: {self.repeated} (budget for waiting and repeating {self.budget_s:g} s, "
+            f"{self.spent_s:.0f} s used)."
         )
         if self.kept_disturbed:
             worst = max(other for _, other in self.kept_disturbed)

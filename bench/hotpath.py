@@ -202,15 +202,18 @@ def components(number: int = 100_000) -> dict[str, float]:
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     socket = context.socket(zmq.PULL)
     socket.bind("inproc://components")
+    envelope = {"v": 1, "kind": "tlm", "src": "pub0", "name": "hk", "t": 0.0, "seq": 5, "data": payload}
     statements: dict[str, Callable[[], object]] = {
         "msgpack.packb(payload) [raw]": lambda: msgpack.packb(payload),
-        "msgpack.unpackb(body) [raw]": lambda: msgpack.unpackb(raw_body),
+        "msgpack.unpackb(payload) [raw]": lambda: msgpack.unpackb(raw_body),
+        "msgpack.packb(envelope) [wire format]": lambda: msgpack.packb(envelope, use_bin_type=True),
+        "msgpack.unpackb(envelope) [wire format]": lambda: msgpack.unpackb(body, raw=False),
         "encode(Message) [fsw]": lambda: encode(message),
         "decode(topic, body) [fsw]": lambda: decode(topic, body),
-        "Message(...) frozen dataclass [fsw]": lambda: Message(Kind.TELEMETRY, "pub0", "hk", 0.0, 5, payload),
+        "Message(...) [fsw]": lambda: Message(Kind.TELEMETRY, "pub0", "hk", 0.0, 5, payload),
         "Kind.TELEMETRY.value [fsw]": lambda: Kind.TELEMETRY.value,
-        "zmq.SNDMORE | zmq.NOBLOCK [fsw]": lambda: zmq.SNDMORE | zmq.NOBLOCK,
-        "socket.getsockopt(zmq.RCVMORE) [fsw]": lambda: socket.getsockopt(zmq.RCVMORE),
+        "zmq.SNDMORE | zmq.NOBLOCK (IntFlag)": lambda: zmq.SNDMORE | zmq.NOBLOCK,
+        "socket.getsockopt(zmq.RCVMORE)": lambda: socket.getsockopt(zmq.RCVMORE),
     }
     try:
         return {

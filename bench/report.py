@@ -96,6 +96,7 @@ def document(
     sections: list[tuple[str, str]],
     started: str,
     elapsed_s: float,
+    warning: str = "",
 ) -> str:
     """The whole ``docs/performance.md``."""
     missed = [r for r in rows if r.met is False]
@@ -126,6 +127,7 @@ def document(
         "",
         "## Results",
         "",
+        *([warning, ""] if warning else []),
         markdown_table(rows),
         "",
     ]

@@ -40,10 +40,12 @@ from harness import ROOT, ProcessGroup, QuietPolicy, median, quiet_ratio, quiet_
 from report import Row
 
 FULL_LADDER = [
-    10_000.0, 15_000.0, 20_000.0, 25_000.0, 30_000.0, 35_000.0, 40_000.0, 50_000.0, 60_000.0,
-    70_000.0, 80_000.0, 90_000.0, 100_000.0, 120_000.0, 140_000.0, 160_000.0, 200_000.0,
+    5_000.0, 10_000.0, 15_000.0, 20_000.0, 25_000.0, 30_000.0, 35_000.0, 40_000.0, 50_000.0,
+    60_000.0, 70_000.0, 80_000.0, 90_000.0, 100_000.0, 120_000.0, 140_000.0, 160_000.0, 200_000.0,
 ]  # fmt: skip
-QUICK_LADDER = [10_000.0, 20_000.0, 30_000.0, 40_000.0, 60_000.0, 80_000.0, 100_000.0, 120_000.0, 160_000.0]
+QUICK_LADDER = [
+    5_000.0, 10_000.0, 20_000.0, 30_000.0, 40_000.0, 60_000.0, 80_000.0, 100_000.0, 120_000.0, 160_000.0,
+]  # fmt: skip
 
 MB_AS_MIB = 200e6 / 2**20
 
@@ -66,7 +68,7 @@ class Config:
     repeat_budget_s: float
 
 
-FULL = Config(3, FULL_LADDER, 0.5, 2.0, 1.0, 5.0, 3000, 300, 800.0, 3.0, 10.0, 150.0)
+FULL = Config(3, FULL_LADDER, 0.5, 2.0, 1.0, 5.0, 3000, 300, 800.0, 3.0, 10.0, 200.0)
 QUICK = Config(2, QUICK_LADDER, 0.3, 1.0, 0.5, 2.0, 1000, 100, 300.0, 2.0, 5.0, 10.0)
 
 
@@ -99,7 +101,7 @@ class Suite:
         self.rows: list[Row] = []
         self.sections: list[tuple[str, str]] = []
         self.data: dict[str, Any] = {}
-        self.evidence = analysis.Evidence({}, {}, [])
+        self.evidence = analysis.Evidence({}, {}, bases.ImportCosts([], [], {}))
         self.quiet = QuietPolicy(config.repeat_budget_s, log)
 
     def section(self, title: str, body: Callable[[ProcessGroup], None]) -> None:
@@ -149,10 +151,20 @@ class Suite:
             "|---|---|---|",
         ]
         previous = None
-        for name, kib in ev.imports:
+        for name, kib in ev.imports.steps:
             added = "" if previous is None else f"+{(kib - previous) / 1024:.1f} MiB"
             lines.append(f"| {name} | {kib / 1024:.1f} MiB | {added} |")
             previous = kib
+        lines.append("")
+        lines.append(
+            "Large modules loaded along the way: "
+            + (", ".join(ev.imports.loaded) or "none")
+            + ". "
+            + " ".join(
+                f"`{root}` alone adds {kib / 1024:.1f} MiB on top of zmq + msgpack."
+                for root, kib in ev.imports.alone.items()
+            )
+        )
         self.sections.append(("Where the time and memory go", "\n".join(lines)))
 
     def capacity(self, group: ProcessGroup) -> None:
@@ -210,6 +222,11 @@ class Suite:
                 cells += [p99s, "**pass**" if summary.passed else "fail"]
             lines.append(f"| {rate:,.0f} | " + " | ".join(cells) + " |")
         for stack in ("raw", "fsw"):
+            if result.all_disturbed(stack):
+                lines.append(
+                    f"\nEvery {stack} step was disturbed by other work on the host: its capacity counts "
+                    "the disturbed steps after all, and is a lower bound."
+                )
             top = result.at_capacity(stack)
             if top is not None:
                 run = [s for s in top.steps if s]
@@ -293,7 +310,13 @@ class Suite:
                 "≥ 0.50x raw and ≥ 1,000/s",
                 ratio >= 0.5 and measured >= 1000,
                 analysis.lockstep_why(
-                    self.evidence, result.participants, measured, raw_fps, ratio, boardless
+                    self.evidence,
+                    result.participants,
+                    measured,
+                    raw_fps,
+                    ratio,
+                    boardless,
+                    result.awaited_per_frame,
                 ),
             )
         )
@@ -304,7 +327,15 @@ class Suite:
                 f"{c.lockstep_duration_s:g}s`, `frames_per_wall_s`), against the raw loop with "
                 f"{result.participants} participants running as many frames. Per round, frames/s "
                 f"(* = disturbed by other work on the host): framework {per_round(fsw, d['fsw'])}; "
-                f"raw {per_round(raw, d['raw'])}.",
+                f"raw {per_round(raw, d['raw'])}."
+                + (
+                    ""
+                    if result.awaited_per_frame is None
+                    else f" The framework's clock waits, each frame, only for the participants that have "
+                    f"work in it (control cycle or housekeeping due): {result.awaited_per_frame:.1f} of "
+                    f"{result.participants} on average for this deployment; the raw loop waits for all "
+                    f"{result.participants} on every frame."
+                ),
             )
         )
 
@@ -451,9 +482,11 @@ no simulator, so the runtime alone is measured; the default base is benchmarked 
    window.
 
 {config.rounds} interleaved rounds per benchmark; all numbers from one run of the command above.
-Other work on the shared host is watched during every measurement (busy time in /proc/stat minus the
-CPU time of the benchmark's own process tree); a measurement during which it exceeded 0.05 of a core
-is repeated after a pause, up to 3 attempts, within a repeat budget of {config.repeat_budget_s:g} s.
+Other work on the shared host is watched around every measurement (the CPU time of every process
+outside the benchmark's own process tree, kernel threads excepted, plus steal time): each
+measurement waits until it stops (under 0.2 of a core over 0.2 s), and one during which it still
+exceeded 0.05 of a core is repeated, up to 3 attempts; waiting and repeating share a budget of
+{config.repeat_budget_s:g} s, after which measurements run as they come and disturbed ones are marked.
 {{quiet}}"""
 
 
@@ -484,16 +517,20 @@ def main() -> int:
         log("hil/simulator.py does not exist yet: benchmarking the boardless base only")
     rtt_base = bases_under_test[-1]
 
-    suite.section("hot path (one thread)", suite.hot_path)
-    suite.section("telemetry capacity 4 -> 3", suite.capacity)
-    suite.section("telemetry latency @ 1 kHz", suite.latency)
-    for base, short in bases_under_test:
-        suite.section(f"lockstep: {short}", functools.partial(suite.lockstep, base=base, short=short))
-    for base, short in bases_under_test:
-        rtt = (base, short) == rtt_base
-        suite.section(
-            f"real time: {short}", functools.partial(suite.realtime_base, base=base, short=short, rtt=rtt)
-        )
+    try:
+        suite.section("hot path (one thread)", suite.hot_path)
+        suite.section("telemetry capacity 4 -> 3", suite.capacity)
+        suite.section("telemetry latency @ 1 kHz", suite.latency)
+        for base, short in bases_under_test:
+            suite.section(f"lockstep: {short}", functools.partial(suite.lockstep, base=base, short=short))
+        for base, short in bases_under_test:
+            rtt = (base, short) == rtt_base
+            suite.section(
+                f"real time: {short}", functools.partial(suite.realtime_base, base=base, short=short, rtt=rtt)
+            )
+    except BaseException:
+        log(f"stopped early; the logs of every process it started are in {log_dir}")
+        raise
     elapsed = time.monotonic() - started
 
     info = report.machine()
@@ -510,6 +547,8 @@ def main() -> int:
     )
     print(report.plain_table(suite.rows))
     print(suite.quiet.summary())
+    if suite.quiet.warning():
+        print(suite.quiet.warning().replace("**", ""))
     for row in suite.rows:
         if row.met is False:
             print(f"\nMISSED {row.metric}: {row.why}")
@@ -517,7 +556,9 @@ def main() -> int:
     suite.sections.insert(0, ("Method", method))
     if args.write:
         path = args.write if args.write.is_absolute() else ROOT / args.write
-        text = report.document(command, info, suite.rows, suite.sections, started_wall, elapsed)
+        text = report.document(
+            command, info, suite.rows, suite.sections, started_wall, elapsed, suite.quiet.warning()
+        )
         if path.exists():  # other benchmarks (bench/recording.py) keep their sections of the file
             text = report.keep_foreign_sections(text, path.read_text(encoding="utf-8"))
         path.write_text(text, encoding="utf-8")

@@ -219,14 +219,28 @@ class CapacityResult:
     ended_by_noise: list[dict[str, bool]] = field(default_factory=list)
 
     def summary(self, stack: str) -> list[RateSummary]:
-        """Each rate ``stack`` ran, with its step in every round."""
+        """Each rate ``stack`` ran, with its step in every round.
+
+        If other work on the host disturbed every step of ``stack``, the disturbed steps count
+        after all (see :meth:`all_disturbed`), rather than leaving nothing to report.
+        """
+        summaries = self._summary(stack, ignore_noise=False)
+        if all(all(r.unknown) for r in summaries):
+            return self._summary(stack, ignore_noise=True)
+        return summaries
+
+    def all_disturbed(self, stack: str) -> bool:
+        """Whether no step of ``stack`` ran while the rest of the host was quiet."""
+        return all(all(r.unknown) for r in self._summary(stack, ignore_noise=False))
+
+    def _summary(self, stack: str, *, ignore_noise: bool) -> list[RateSummary]:
         rates = sorted({s.rate for steps in self.steps for s in steps if s.stack == stack})
         by_round = [{s.rate: s for s in steps if s.stack == stack} for steps in self.steps]
         summaries = []
         for rate in rates:
             steps = [r.get(rate) for r in by_round]
             unknown = [
-                (step.disturbed if step else noise[stack])
+                not ignore_noise and (step.disturbed if step else noise[stack])
                 for step, noise in zip(steps, self.ended_by_noise, strict=True)
             ]
             summaries.append(RateSummary(rate, steps, unknown))

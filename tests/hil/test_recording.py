@@ -20,11 +20,13 @@ import zmq
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fsw.deployment import parse
 from fsw.errors import CodecError, ConfigError
 from fsw.messages import Kind, Message, encode
+from fsw.run import RunOptions
 from fsw.timesource import FakeTime
 from hil import recording
-from hil.recorder import BusTap, SequenceWatch, recorder_settings
+from hil.recorder import BusTap, Recorder, SequenceWatch, recorder_settings
 from hil.recording import (
     MAX_PAYLOAD_BYTES,
     RECORD_HEADER_BYTES,
@@ -587,6 +589,29 @@ def test_recorder_parameters_are_checked(tmp_path: Path) -> None:
     ):
         with pytest.raises(ConfigError, match=key):
             recorder_settings(bad, default, "processes.recorder.params")
+
+
+def test_recorder_with_bad_parameters_reports_them_and_records_nothing(tmp_path: Path) -> None:
+    text = f"""
+[base]
+name = "b"
+run_dir = "{tmp_path}"
+[processes.recorder]
+entry = "hil.recorder:Recorder"
+params = {{ dir = "{tmp_path / "rec"}", fsync = "sometimes" }}
+"""
+    deployment = parse(text)
+    recorder = Recorder(deployment, deployment.process("recorder"), RunOptions(run_id="r"), time=FakeTime())
+    recorder.setup()
+    try:
+        assert recorder.tap is not None
+        assert recorder.tap.failing
+        assert "fsync = 'sometimes'" in recorder.tap.stats.last_error
+        recorder.tap.record(list(encode(Message(Kind.TELEMETRY, "power", "hk", 1.0, 0, {}))))
+        assert recorder.housekeeping()["records_dropped"] == 1
+    finally:
+        recorder.teardown()
+    assert not (tmp_path / "rec").exists()
 
 
 # --- the recorder in a real base ----------------------------------------------------
