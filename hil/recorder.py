@@ -434,15 +434,7 @@ class Recorder(FlightProcess):
                 continue
             bus.stats.received += 1
             self._account(message)
-            if message.kind is Kind.HEARTBEAT and message.source == self.name:
-                if not self._echo_seen:
-                    self._echo_seen = True
-                    self._next_register_s = 0.0
-                continue
-            if message.kind is Kind.TICK:
-                self._on_tick(message)
-                continue
-            self.on_message(message)
+            self._handle(message)
 
     def _account(self, message: Message) -> None:
         """Count messages lost on the way in (sequence gaps) in the bus counters."""
