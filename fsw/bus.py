@@ -47,6 +47,9 @@ LINGER_MS: Final = 200
 #: Minimum wall time between two ``malformed_frame`` events from one process.
 MALFORMED_EVENT_INTERVAL_S: Final = 1.0
 
+#: Command outcomes a CommandClient keeps at most (the oldest are forgotten).
+MAX_OUTCOMES_KEPT: Final = 10_000
+
 #: Final command statuses; every command gets exactly one.
 FINAL_STATUSES: Final = frozenset({"rejected", "timed_out", "completed", "failed"})
 
@@ -343,6 +346,7 @@ class CommandClient:
         source: str = "operator",
         time: TimeSource | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        max_outcomes: int = MAX_OUTCOMES_KEPT,
     ) -> None:
         self.source = source
         self._time = time or MonotonicTime()
@@ -351,6 +355,9 @@ class CommandClient:
         self._sequencer = Sequencer()
         self._prefix = f"{source}-{os.getpid()}-"
         self._outcomes: dict[str, CommandOutcome] = {}
+        #: Outcomes kept at most, and how many were dropped (oldest first) to keep to it.
+        self.max_outcomes = max_outcomes
+        self.outcomes_forgotten = 0
         self._finished: deque[str] = deque(maxlen=1000)
         self._closed = False
         self.socket = connect(self._context, zmq.DEALER, command_endpoint, high_water_mark=1000)
@@ -377,6 +384,10 @@ class CommandClient:
             msg = f"router queue full: cannot send {target}.{command}"
             raise DeadlineMissed(msg) from exc
         self._outcomes[command_id] = CommandOutcome(command_id, target, command)
+        while len(self._outcomes) > self.max_outcomes:
+            # Bounded: the oldest outcome goes first, answered or not (counted).
+            self._outcomes.pop(next(iter(self._outcomes)))
+            self.outcomes_forgotten += 1
         return command_id
 
     def wait(self, command_id: str, timeout_s: float) -> CommandOutcome:
@@ -384,7 +395,9 @@ class CommandClient:
 
         Returns the outcome as far as it got (``final`` tells which).
         """
-        outcome = self._outcomes[command_id]
+        outcome = self._outcomes.get(command_id)
+        if outcome is None:
+            return CommandOutcome(command_id, "", "", reason="forgotten: too many commands outstanding")
         deadline = Deadline(timeout_s, self._time)
         while not outcome.final:
             remaining_ms = deadline.remaining_ms()

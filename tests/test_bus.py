@@ -9,7 +9,7 @@ import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fsw.bus import Bus
+from fsw.bus import Bus, CommandClient
 from fsw.messages import Kind, Message, decode, encode
 
 payloads = st.dictionaries(
@@ -86,3 +86,14 @@ class TestReceive:
         assert message.source == "ok"
         assert bus.stats.malformed - before == 2
         assert "3 frames" in bus.stats.last_malformed
+
+
+class TestCommandClient:
+    """The client's memory of outcomes is bounded; what it forgets is counted."""
+
+    def test_outcomes_are_bounded(self) -> None:
+        with CommandClient("inproc://nobody-home", max_outcomes=3) as client:
+            ids = [client.send("power", "noop") for _ in range(5)]
+            assert client.outcomes_forgotten == 2
+            assert client.wait(ids[0], timeout_s=0.0).reason.startswith("forgotten")
+            assert client.wait(ids[4], timeout_s=0.0).status == "pending"
