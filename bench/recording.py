@@ -327,9 +327,9 @@ def bench_keep_up(children: Children, policy: str, rate: float, seconds: float) 
             logs / "pub.log",
             pipe=True,
         )
-        assert publisher.stdout is not None
-        ready, _, _ = select.select([publisher.stdout], [], [], seconds + 30.0)
-        line = publisher.stdout.readline() if ready else b""
+        out = publisher.stdout
+        ready = select.select([out], [], [], seconds + 30.0)[0] if out is not None else []
+        line = out.readline() if out is not None and ready else b""
         children.stop_one(publisher)
         report = json.loads(line) if line else {"error": "publisher died"}
         if "error" in report:
@@ -449,7 +449,9 @@ def bench_replay(
         pipe=True,
     )
     try:
-        assert counter.stdout is not None
+        if counter.stdout is None or not select.select([counter.stdout], [], [], 30.0)[0]:
+            msg = "the counting subscriber did not start"
+            raise RuntimeError(msg)
         counter.stdout.readline()
         replay = subprocess.run(
             [
@@ -613,13 +615,17 @@ faster than real time.
 def verdicts(report: Report) -> str:
     """The targets and whether they were met, in words."""
     lossless: dict[str, float] = {}
+    best: dict[str, float] = {}
     by_configuration: dict[tuple[str, float], list[KeepUpResult]] = {}
     for k in report.keep_up:
         by_configuration.setdefault((k.policy, k.offered), []).append(k)
     for (policy, offered), rounds in by_configuration.items():
         if all(k.passed for k in rounds):
             lossless[policy] = max(lossless.get(policy, 0.0), offered)
+        if any(k.passed for k in rounds):
+            best[policy] = max(best.get(policy, 0.0), offered)
     keep_up = ", ".join(f"`{p}` up to {fmt(r)} msgs/s" for p, r in lossless.items()) or "no rate"
+    keep_up_best = ", ".join(f"`{p}` up to {fmt(r)} msgs/s" for p, r in best.items()) or "no rate"
     replay = "; ".join(
         f"{r.what}: {r.rate / r.written_rate if r.written_rate else 0:,.1f}x the rate it was written"
         for r in report.replays
@@ -627,7 +633,8 @@ def verdicts(report: Report) -> str:
     return (
         "Targets: the recorder keeps up with no loss with the bus rate the spine benchmark reaches "
         "(60-120k msgs/s on the baseline's machine; the spine's own lossless figure on this host is in "
-        f"the Results table above). Measured, lossless in every round: {keep_up}. Replay at "
+        f"the Results table above). Measured, lossless in every round: {keep_up}; in at least one round "
+        f"(when the shared host was quieter): {keep_up_best}. Replay at "
         f"`--speed max` at least 10x the rate the log was written: {replay}."
     )
 
