@@ -120,7 +120,7 @@ def document(
         "Measured and baseline columns are medians over the rounds; the ratio is the median of the",
         "per-round ratios (framework / baseline), so it need not equal measured / baseline exactly",
         "(the telemetry capacity is one figure over all rounds, and the footprint one window). The",
-        "method follows `/work/shared/reference/messaging-baseline.md`: paced publishers (a burst every",
+        "method follows the reference messaging baseline of these machines: paced publishers (a burst every",
         "1 ms), one-way latency from CLOCK_MONOTONIC stamps taken before encoding and after decoding,",
         "ipc sockets, the 10-field telemetry payload. The host is a shared 2-vCPU VM: compare ratios,",
         "not single figures.",
