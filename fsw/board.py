@@ -25,10 +25,10 @@ import enum
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Final
 
 from fsw.errors import BoardError, BoardUnavailable
+from fsw.resource import Resource
 
 #: Entry-point group through which backends register by name.
 BOARD_ENTRY_POINT_GROUP: Final = "fsw.boards"
@@ -195,7 +195,7 @@ class LinkCounters:
     events_dropped: int = 0  # board events lost because the event queue was full
 
 
-class Board(abc.ABC):
+class Board(Resource):
     """One board behind one link. Owned by the process that opened it.
 
     Every method blocks for at most its ``timeout_s`` (retries included) and
@@ -231,16 +231,6 @@ class Board(abc.ABC):
     def close(self) -> None:
         """Release the link. Safe to call more than once."""
 
-    def __enter__(self) -> Board:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def board_backends() -> dict[str, str]:

@@ -21,7 +21,6 @@ import os
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Final
 
 import msgpack
@@ -39,6 +38,7 @@ from fsw.messages import (
     envelope_from_map,
     topic_of,
 )
+from fsw.resource import Resource
 from fsw.timesource import Deadline, MonotonicTime, TimeSource
 
 #: How long a closing socket may try to deliver what it still holds.
@@ -134,7 +134,7 @@ def receive_frames(socket: zmq.Socket[bytes]) -> list[bytes] | None:
     return frames
 
 
-class Bus:
+class Bus(Resource):
     """One process's publish and subscribe sockets on the broker.
 
     ``subscribe`` lists topic prefixes (bytes, e.g. ``b"tlm.reactor."``).
@@ -279,16 +279,6 @@ class Bus:
         if self._own_context:
             self._context.term()
 
-    def __enter__(self) -> Bus:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 @dataclass
@@ -329,7 +319,7 @@ def unpack_body(body: bytes) -> Message:
     return envelope_from_map(raw)
 
 
-class CommandClient:
+class CommandClient(Resource):
     """Sends commands to the router and waits for their outcomes.
 
     Each command gets exactly one final status: ``rejected`` (with a reason),
@@ -452,16 +442,6 @@ class CommandClient:
         if self._own_context:
             self._context.term()
 
-    def __enter__(self) -> CommandClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 __all__ = [

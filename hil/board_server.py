@@ -49,11 +49,11 @@ import threading
 import tty
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Final, Protocol
 
 from fsw.board import BoardDescription, BoardEvent, Sample, Value
 from fsw.errors import BoardError, BoardUnavailable
+from fsw.resource import Resource
 from hil.wire import (
     PROTOCOL_VERSION,
     REQUEST_TYPES,
@@ -144,7 +144,7 @@ class ServerCounters:
     handler_errors: int = 0
 
 
-class BoardServer:
+class BoardServer(Resource):
     """Serve ``model`` on the stream ``fd``, which the server owns from now on.
 
     ``fd`` is made non-blocking; ``close()`` (idempotent) closes it, together with the
@@ -262,16 +262,6 @@ class BoardServer:
         self._output.clear()
         close_pty(self._fd)
 
-    def __enter__(self) -> BoardServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # requests -------------------------------------------------------------------------
 
@@ -436,7 +426,7 @@ def close_pty(master_fd: int) -> None:
 # --- TCP ----------------------------------------------------------------------------
 
 
-class TcpBoardServer:
+class TcpBoardServer(Resource):
     """Serve ``model`` on a listening TCP socket, one client at a time.
 
     While a client is connected only its socket is polled; further connections wait in
@@ -533,16 +523,6 @@ class TcpBoardServer:
             self._listener.close()
             self._listener = None
 
-    def __enter__(self) -> TcpBoardServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _accept(self) -> None:
         if self._listener is None:

@@ -30,7 +30,6 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from types import TracebackType
 from typing import Final, Protocol, TypeVar
 
 from fsw.board import (
@@ -44,6 +43,7 @@ from fsw.board import (
     Value,
 )
 from fsw.errors import BoardError, BoardLinkLost, BoardTimeout, ConfigError
+from fsw.resource import Resource
 from hil.wire import (
     PROTOCOL_VERSION,
     Command,
@@ -176,7 +176,7 @@ def _ms(timeout_s: float) -> int:
     return max(0, math.ceil(timeout_s * 1000.0))
 
 
-class Link:
+class Link(Resource):
     """Request/reply over a :class:`ByteStream`, with retries, event queue and loss detection.
 
     Owns ``stream``. ``attempts`` sends per request (first one included),
@@ -286,16 +286,6 @@ class Link:
         self.link_up = False
         self._stream.close()
 
-    def __enter__(self) -> Link:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # internals ------------------------------------------------------------------------
 

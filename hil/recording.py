@@ -53,12 +53,12 @@ import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final
 
 import msgpack
 
 from fsw.errors import CodecError, ConfigError
+from fsw.resource import Resource
 from fsw.timesource import MonotonicTime, TimeSource
 
 #: Two bytes that open every record.
@@ -456,7 +456,7 @@ def log_files(path: str | Path) -> list[Path]:
     raise ConfigError(msg)
 
 
-class LogReader:
+class LogReader(Resource):
     """Reads the records of a log file, or of every log file of a directory in name order.
 
     Iterating yields :class:`LogHeader` and :class:`BusRecord` objects in file order;
@@ -508,16 +508,6 @@ class LogReader:
             self._iteration.close()
             self._iteration = None
 
-    def __enter__(self) -> LogReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 # --- selecting ------------------------------------------------------------------------
@@ -696,7 +686,7 @@ class _BackgroundSync:
         self._thread.join(timeout_s)
 
 
-class LogWriter:
+class LogWriter(Resource):
     """Appends records to ``<directory>/<run_id>-<index:05d>.fswlog``, rotating and fsyncing.
 
     A new writer never appends to an existing file: it starts at the index after the
@@ -1068,16 +1058,6 @@ class LogWriter:
                 self._syncer.close()
                 self.stats.fsyncs = self._fsyncs_here + self._syncer.fsyncs
 
-    def __enter__(self) -> LogWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 __all__ = [

@@ -35,7 +35,6 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final
 
 import zmq
@@ -45,6 +44,7 @@ from fsw.bus import connect, receive_frames
 from fsw.deployment import Deployment
 from fsw.errors import BusError, CodecError, ConfigError, DeadlineMissed, ProcessError
 from fsw.messages import Kind, Message, Sequencer, decode, encode
+from fsw.resource import Resource
 from fsw.run import RunOptions
 from fsw.timesource import Deadline, MonotonicTime, TimeSource
 from hil.recording import Selected
@@ -132,7 +132,7 @@ class _Pacer:
         return True
 
 
-class Replayer:
+class Replayer(Resource):
     """Publishes recorded frames into a broker. Construct, :meth:`connect`, :meth:`replay`, close.
 
     ``publish_endpoint`` and ``subscribe_endpoint`` are the broker's (``[bus] publish`` and
@@ -370,16 +370,6 @@ class Replayer:
             self.publisher = None
         self._context.term()
 
-    def __enter__(self) -> Replayer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 # --- a broker of the replay's own -----------------------------------------------------
@@ -405,7 +395,7 @@ def endpoint_in_use(endpoint: str, timeout_s: float = 1.0) -> bool:
     return True
 
 
-class StandaloneBroker:
+class StandaloneBroker(Resource):
     """A broker process for a replay: ``python -m fsw.launch RUN_DIR bus``.
 
     Writes ``deployment_text`` and run options into ``deployment.run_dir`` and starts
@@ -471,16 +461,6 @@ class StandaloneBroker:
                 self.popen.kill()
                 self.popen.wait(timeout=5.0)
 
-    def __enter__(self) -> StandaloneBroker:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def probe_topic_prefix() -> bytes:
