@@ -20,6 +20,7 @@ from typing import Any
 
 from fsw import deployment as deployment_module
 from fsw.board import board_backends
+from fsw.bus import CommandOutcome
 from fsw.deployment import Deployment
 from fsw.errors import ConfigError, FswError
 from fsw.log import configure_logging
@@ -303,7 +304,13 @@ def cmd_cmd(args: argparse.Namespace) -> int:
     arguments = parse_assignments(args.args)
     with CommandClient(deployment.bus.command, source="fsw-cmd") as client:
         outcome = client.call(args.target, args.command, arguments, timeout_s=args.timeout)
-    report = {
+    print(json.dumps(outcome_report(outcome), indent=2))
+    return 0 if outcome.ok else 1
+
+
+def outcome_report(outcome: CommandOutcome) -> dict[str, Any]:
+    """A command's outcome as the JSON the command-line tools print."""
+    return {
         "target": outcome.target,
         "command": outcome.command,
         "status": outcome.status if outcome.final else "no outcome (is the base up?)",
@@ -311,8 +318,6 @@ def cmd_cmd(args: argparse.Namespace) -> int:
         "reason": outcome.reason,
         "result": outcome.result,
     }
-    print(json.dumps(report, indent=2))
-    return 0 if outcome.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:

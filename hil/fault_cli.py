@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from fsw.bus import CommandClient, CommandOutcome
-from fsw.cli import load_deployment, parse_assignments
+from fsw.cli import load_deployment, outcome_report, parse_assignments
 from fsw.deployment import Deployment
 from fsw.errors import ConfigError
 from hil.faults import BOARDS, KINDS, PARAM_NAMES, clear_command_args, inject_args
@@ -83,26 +83,18 @@ def _call(args: argparse.Namespace, command: str, arguments: Mapping[str, Any]) 
         return target, client.call(target, command, arguments, timeout_s=args.timeout)
 
 
-def _failed(outcome: CommandOutcome, target: str, timeout_s: float) -> str | None:
+def _finish(args: argparse.Namespace, name: str, target: str, outcome: CommandOutcome) -> int | None:
+    """Print the JSON report, or the failure; return the exit status, or None to go on printing."""
+    if args.json:
+        print(json.dumps(outcome_report(outcome), indent=2))
+        return 0 if outcome.ok else 1
     if not outcome.final:
-        return f"no answer from {target} within {timeout_s:g} s (is the base up?)"
+        print(f"fsw {name}: no answer from {target} within {args.timeout:g} s (is the base up?)")
+        return 1
     if not outcome.ok:
-        return f"{outcome.status}: {outcome.reason or 'no reason given'}"
+        print(f"fsw {name}: {outcome.status}: {outcome.reason or 'no reason given'}")
+        return 1
     return None
-
-
-def _json_report(outcome: CommandOutcome) -> str:
-    return json.dumps(
-        {
-            "target": outcome.target,
-            "command": outcome.command,
-            "status": outcome.status if outcome.final else "no outcome (is the base up?)",
-            "stages": outcome.stages,
-            "reason": outcome.reason,
-            "result": outcome.result,
-        },
-        indent=2,
-    )
 
 
 def _describe(fault: Mapping[str, Any]) -> str:
@@ -128,13 +120,9 @@ def cmd_inject(args: argparse.Namespace) -> int:
     """``fsw inject``: check the fault here, send ``inject_fault``, print the outcome."""
     arguments = inject_args(args.board, args.kind, **_given(args.assignments))
     target, outcome = _call(args, "inject_fault", arguments)
-    if args.json:
-        print(_json_report(outcome))
-        return 0 if outcome.ok else 1
-    failure = _failed(outcome, target, args.timeout)
-    if failure is not None:
-        print(f"fsw inject: {failure}")
-        return 1
+    status = _finish(args, "inject", target, outcome)
+    if status is not None:
+        return status
     result = outcome.result
     print(
         f"queued {_describe(result)}: takes effect at frame {result.get('takes_effect_at_frame')} "
@@ -152,13 +140,9 @@ def cmd_clear(args: argparse.Namespace) -> int:
         raise ConfigError(msg)
     arguments = clear_command_args(args.board, args.kind, given.get("channel", ""), given.get("actuator", ""))
     target, outcome = _call(args, "clear_fault", arguments)
-    if args.json:
-        print(_json_report(outcome))
-        return 0 if outcome.ok else 1
-    failure = _failed(outcome, target, args.timeout)
-    if failure is not None:
-        print(f"fsw clear-fault: {failure}")
-        return 1
+    status = _finish(args, "clear-fault", target, outcome)
+    if status is not None:
+        return status
     result = outcome.result
     for fault in result.get("clearing", []):
         print(f"clearing {_describe(fault)} at frame {result.get('takes_effect_at_frame')}")
@@ -170,13 +154,9 @@ def cmd_clear(args: argparse.Namespace) -> int:
 def cmd_faults(args: argparse.Namespace) -> int:
     """``fsw faults``: list active faults, queued requests and the scenario's steps to come."""
     target, outcome = _call(args, "list_faults", {})
-    if args.json:
-        print(_json_report(outcome))
-        return 0 if outcome.ok else 1
-    failure = _failed(outcome, target, args.timeout)
-    if failure is not None:
-        print(f"fsw faults: {failure}")
-        return 1
+    status = _finish(args, "faults", target, outcome)
+    if status is not None:
+        return status
     result = outcome.result
     active = result.get("active", [])
     print(f"world frame {result.get('frame')}: {len(active)} fault(s) active")

@@ -509,7 +509,6 @@ class LogReader(Resource):
             self._iteration = None
 
 
-
 # --- selecting ------------------------------------------------------------------------
 
 
@@ -917,7 +916,8 @@ class LogWriter(Resource):
         if self.fsync == "interval" and self._time.now_s() - self._last_sync_s >= self.fsync_interval_s:
             self._interval_sync()
 
-    def _rotate(self) -> None:
+    def _finish_file(self) -> None:
+        """Flush (``never``) or sync the current file, then close it whatever happens."""
         try:
             if self.fsync == "never":
                 self.flush()
@@ -928,6 +928,9 @@ class LogWriter(Resource):
                 with contextlib.suppress(OSError):
                     os.close(self._fd)
                 self._fd = None
+
+    def _rotate(self) -> None:
+        self._finish_file()
         self._open_next()
 
     def flush(self) -> None:
@@ -1043,21 +1046,15 @@ class LogWriter(Resource):
             return
         self._closed = True
         try:
-            if self._syncer is not None:
-                self._syncer.wait(BACKGROUND_CLOSE_TIMEOUT_S)
-            if self.fsync == "never":
-                self.flush()
-            else:
-                self.sync()
+            try:
+                if self._syncer is not None:
+                    self._syncer.wait(BACKGROUND_CLOSE_TIMEOUT_S)
+            finally:
+                self._finish_file()
         finally:
-            if self._fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(self._fd)
-                self._fd = None
             if self._syncer is not None:
                 self._syncer.close()
                 self.stats.fsyncs = self._fsyncs_here + self._syncer.fsyncs
-
 
 
 __all__ = [
