@@ -262,7 +262,6 @@ class BoardServer(Resource):
         self._output.clear()
         close_pty(self._fd)
 
-
     # requests -------------------------------------------------------------------------
 
     def _serve(self, frame: Frame) -> None:
@@ -522,7 +521,6 @@ class TcpBoardServer(Resource):
         if self._listener is not None:
             self._listener.close()
             self._listener = None
-
 
     def _accept(self) -> None:
         if self._listener is None:

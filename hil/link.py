@@ -286,7 +286,6 @@ class Link(Resource):
         self.link_up = False
         self._stream.close()
 
-
     # internals ------------------------------------------------------------------------
 
     def _check_usable(self) -> None:

@@ -371,7 +371,6 @@ class Replayer(Resource):
         self._context.term()
 
 
-
 # --- a broker of the replay's own -----------------------------------------------------
 
 
@@ -460,7 +459,6 @@ class StandaloneBroker(Resource):
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait(timeout=5.0)
-
 
 
 def probe_topic_prefix() -> bytes:

@@ -56,6 +56,7 @@ from hil.faults import (
     load_scenario,
 )
 from hil.physics import World
+from hil.physics.world import BOARD_PARAMS
 
 _BOARD_ARG = Arg("board", ArgType.STR, choices=BOARDS, description="The board to hit.")
 _KIND_ARG = Arg("kind", ArgType.STR, choices=tuple(KINDS), description="The fault kind (docs/faults.md).")
@@ -137,6 +138,7 @@ class Simulator(Process):
             seed=options.seed,
             frame_period_s=deployment.clock.frame_period_s,
             heartbeat_timeout_s=None if heartbeat_timeout_s is None else float(heartbeat_timeout_s),
+            params={board: self.params[board] for board in BOARD_PARAMS if board in self.params},
         )
         self.scenario = self._load_scenario()
         self.faults = FaultInjector(self.world, self.scenario, run_seed=options.seed)

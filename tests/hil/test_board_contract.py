@@ -40,14 +40,13 @@ from hil.board_server import (
     serve_once,
 )
 from hil.physics import (
-    ECLIPSE_YEAR_S,
-    SYNODIC_MONTH_S,
     Coupling,
     Environment,
     Illumination,
     PowerModel,
     World,
 )
+from hil.physics.environment import ECLIPSE_YEAR_S, SYNODIC_MONTH_S
 from hil.wire import (
     PROTOCOL_VERSION,
     Command,
