@@ -183,7 +183,15 @@ def _print_summary(summary: dict[str, Any]) -> None:
     severities = ", ".join(f"{k} {v}" for k, v in sorted(summary["events_by_severity"].items()))
     table.add_row("events", f"{summary['events']} ({severities})")
     table.add_row("event history digest", summary["event_digest"][:16])
+    for name, statistics in sorted(summary.get("statistics", {}).items()):
+        table.add_row(name, ", ".join(f"{k} {_format_statistic(v)}" for k, v in statistics.items()))
     Console(stderr=False).print(table)
+
+
+def _format_statistic(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -266,6 +266,15 @@ class Process:
         """Extra fields for the heartbeat (the supervisor shows them)."""
         return {}
 
+    def statistics(self) -> dict[str, Any]:
+        """What this run did, for the end-of-run summary: extremes, totals and counts.
+
+        Plain numbers (or short strings) keyed with their unit (``battery_soc_min``,
+        ``energy_not_served_wh``, ``fuel_temp_peak_c``). Sent once, in the final heartbeat
+        (state ``stopping``); ``fsw up`` prints them under the process's name.
+        """
+        return {}
+
     # ----------------------------------------------------------------- helpers for subclasses
 
     def add_reader(self, source: Any, handler: Handler) -> None:
@@ -453,6 +462,10 @@ class Process:
             "frame_errors": self.frame_errors,
         }
         data.update(self.heartbeat_data())
+        if state == "stopping":
+            statistics = self.statistics()
+            if statistics:
+                data["statistics"] = statistics
         self.bus.publish(Kind.HEARTBEAT, "hb", data)
 
     def _register(self) -> None:

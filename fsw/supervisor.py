@@ -106,6 +106,8 @@ class Summary:
     events_by_severity: dict[str, int]
     event_digest: str
     frames_per_wall_s: float
+    #: Per process, the statistics of its final heartbeat (see ``Process.statistics``).
+    statistics: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for ``--json``."""
@@ -493,6 +495,11 @@ class Supervisor:
             events_by_severity=dict(self.severities),
             event_digest=history_digest(self.events),
             frames_per_wall_s=round(frames / running_s, 1) if running_s else 0.0,
+            statistics={
+                name: dict(hb["statistics"])
+                for name, hb in heartbeats.items()
+                if isinstance(hb.get("statistics"), dict)
+            },
         )
 
 
