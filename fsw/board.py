@@ -232,7 +232,6 @@ class Board(Resource):
         """Release the link. Safe to call more than once."""
 
 
-
 def board_backends() -> dict[str, str]:
     """Every registered backend: name -> ``module:Class`` (entry-point group ``fsw.boards``)."""
     from importlib import metadata  # noqa: PLC0415 - costs megabytes; only the supervisor needs it

@@ -280,7 +280,6 @@ class Bus(Resource):
             self._context.term()
 
 
-
 @dataclass
 class CommandOutcome:
     """Everything the bus said about one command, ending in its final status."""
@@ -441,7 +440,6 @@ class CommandClient(Resource):
         self.socket.close(linger=0)
         if self._own_context:
             self._context.term()
-
 
 
 __all__ = [

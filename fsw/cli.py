@@ -311,6 +311,11 @@ def cmd_cmd(args: argparse.Namespace) -> int:
     deployment, _ = load_deployment(args.deployment_file, args.run_dir)
     arguments = parse_assignments(args.args)
     with CommandClient(deployment.bus.command, source="fsw-cmd") as client:
+        if args.arm:
+            armed = client.call(args.target, "arm", {"command": args.command}, timeout_s=args.timeout)
+            if not armed.ok:
+                print(json.dumps(outcome_report(armed), indent=2))
+                return 1
         outcome = client.call(args.target, args.command, arguments, timeout_s=args.timeout)
     print(json.dumps(outcome_report(outcome), indent=2))
     return 0 if outcome.ok else 1
@@ -385,6 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("target")
     command.add_argument("command")
     command.add_argument("args", nargs="*", metavar="key=value")
+    command.add_argument(
+        "--arm",
+        action="store_true",
+        help="for a critical command: send `arm command=COMMAND` first, then the command",
+    )
     command.add_argument("--deployment", dest="deployment_file", help="deployment file (default: embedded)")
     command.add_argument("--run-dir")
     command.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the outcome")

@@ -25,6 +25,7 @@ file at all. Every error names the file and the key::
     high_water_mark = 10000
     heartbeat_period_s = 1.0
     command_timeout_s = 1.0                # a target must accept or reject within this
+    arm_window_s = 30.0                    # a critical command must follow its arm within this
 
     [restart]                      # the default supervision policy
     backoff_initial_s = 0.5
@@ -104,6 +105,7 @@ class BusConfig:
     high_water_mark: int = 10000
     heartbeat_period_s: float = 1.0
     command_timeout_s: float = 1.0
+    arm_window_s: float = 30.0
 
 
 @dataclass(frozen=True)

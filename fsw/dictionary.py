@@ -192,6 +192,13 @@ class CommandDef:
 #: Commands every process answers.
 PING: Final = CommandDef("ping", description="Answer with the process's pid and frame.")
 NOOP: Final = CommandDef("noop", description="Do nothing; counts in the command counter.")
+ARM: Final = CommandDef(
+    "arm",
+    (Arg("command", ArgType.STR, description="The critical command to arm."),),
+    "Arm one critical command of this process: it executes only if it arrives within the "
+    "deployment's arm_window_s after its arm (wall seconds), and only once.",
+)
+DISARM: Final = CommandDef("disarm", description="Cancel every armed critical command of this process.")
 
 
 @dataclass(frozen=True)

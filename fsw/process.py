@@ -41,6 +41,8 @@ from fsw.board import Board, TappedBoard, open_board
 from fsw.bus import LINGER_MS, Bus, connect, pack_body, unpack_body
 from fsw.deployment import Deployment, ProcessSpec
 from fsw.dictionary import (
+    ARM,
+    DISARM,
     NOOP,
     PING,
     ArgType,
@@ -107,6 +109,12 @@ RUNTIME_EVENTS: Final = (
     EventDef("board_link_lost", Severity.ERROR, "The board stopped answering."),
     EventDef("board_link_restored", Severity.INFO, "The board answers again."),
     EventDef("command_failed", Severity.WARNING, "A command raised while executing."),
+    EventDef("command_armed", Severity.INFO, "A critical command was armed (arm-then-execute)."),
+    EventDef(
+        "critical_command_refused",
+        Severity.WARNING,
+        "A critical command arrived unarmed or after its arm window and was rejected.",
+    ),
 )
 
 
@@ -217,7 +225,11 @@ class Process:
         self._stop = False
         self._readers: list[tuple[Any, Handler]] = []
         self._sequencer = Sequencer()
-        self._events = {e.name: e for e in self.full_dictionary().events}
+        full = self.full_dictionary()
+        self._events = {e.name: e for e in full.events}
+        self._critical = frozenset(c.name for c in full.commands if c.critical)
+        #: Armed critical commands and the wall time (``self.time``) their window closes.
+        self._armed: dict[str, float] = {}
         self._next_heartbeat_s = 0.0
         self._next_register_s = 0.0
         self._last_cycle_s = 0.0
@@ -230,7 +242,9 @@ class Process:
     @classmethod
     def full_dictionary(cls) -> Dictionary:
         """This process's dictionary with the runtime's own points, events and commands."""
-        runtime = Dictionary(telemetry=RUNTIME_POINTS, events=RUNTIME_EVENTS, commands=(PING, NOOP))
+        runtime = Dictionary(
+            telemetry=RUNTIME_POINTS, events=RUNTIME_EVENTS, commands=(PING, NOOP, ARM, DISARM)
+        )
         return runtime.merged(cls.dictionary)
 
     # ----------------------------------------------------------------- hooks
@@ -548,6 +562,14 @@ class Process:
         if handler is None or not isinstance(args, dict):
             self._ack(command_id, message.name, "rejected", f"{self.name} has no handler for {message.name}")
             return
+        if message.name in self._critical and not self._take_arm(message.name):
+            reason = (
+                f"{message.name} is a critical command: send `arm command={message.name}` to "
+                f"{self.name}, then {message.name} within {self.deployment.bus.arm_window_s:g} s"
+            )
+            self.event("critical_command_refused", command=message.name)
+            self._ack(command_id, message.name, "rejected", reason)
+            return
         try:
             result = handler(**args)
         except CommandRejected as exc:
@@ -596,6 +618,28 @@ class Process:
 
     def command_noop(self) -> None:
         """Do nothing."""
+
+    def command_arm(self, command: str) -> dict[str, Any]:
+        """Arm critical ``command`` for ``arm_window_s`` wall seconds; rejected if not critical."""
+        if command not in self._critical:
+            critical = ", ".join(sorted(self._critical)) or "none"
+            msg = f"{command!r} is not a critical command of {self.name} (critical: {critical})"
+            raise CommandRejected(msg)
+        window_s = self.deployment.bus.arm_window_s
+        self._armed[command] = self.time.now_s() + window_s
+        self.event("command_armed", command=command, window_s=window_s)
+        return {"armed": command, "window_s": window_s}
+
+    def command_disarm(self) -> dict[str, Any]:
+        """Cancel every armed critical command."""
+        cancelled = sorted(self._armed)
+        self._armed.clear()
+        return {"disarmed": cancelled}
+
+    def _take_arm(self, command: str) -> bool:
+        """Consume the arm of ``command``: True if it was armed and its window is still open."""
+        deadline_s = self._armed.pop(command, None)
+        return deadline_s is not None and self.time.now_s() <= deadline_s
 
 
 class FlightProcess(Process):

@@ -128,6 +128,34 @@ class TestCommands:
         assert hk.data["tiers_on"] & 0b1000 == 0
 
 
+class TestCriticalCommands:
+    """Critical commands execute only armed, once, within the arm window."""
+
+    def test_unarmed_critical_command_is_rejected_and_armed_one_runs_once(self, start_base) -> None:
+        base: RunningBase = start_base()
+        base.wait_ready()
+        unarmed = base.client.call("reactor", "trip_reset", timeout_s=5.0)
+        assert unarmed.status == "rejected"
+        assert "send `arm command=trip_reset` to reactor" in unarmed.reason
+        base.event("critical_command_refused", source="reactor")
+        armed = base.client.call("reactor", "arm", {"command": "trip_reset"}, timeout_s=5.0)
+        assert armed.ok
+        assert armed.result == {"armed": "trip_reset", "window_s": 30.0}
+        assert base.client.call("reactor", "trip_reset", timeout_s=5.0).ok
+        again = base.client.call("reactor", "trip_reset", timeout_s=5.0)
+        assert again.status == "rejected"  # an arm is good for one execution
+
+    def test_arm_window_closes_and_non_critical_commands_cannot_be_armed(self, start_base) -> None:
+        base: RunningBase = start_base("[bus]\narm_window_s = 1e-9\n")
+        base.wait_ready()
+        assert base.client.call("reactor", "arm", {"command": "trip_reset"}, timeout_s=5.0).ok
+        late = base.client.call("reactor", "trip_reset", timeout_s=5.0)
+        assert late.status == "rejected"
+        not_critical = base.client.call("power", "arm", {"command": "switch_load"}, timeout_s=5.0)
+        assert not_critical.status == "rejected"
+        assert "'switch_load' is not a critical command of power" in not_critical.reason
+
+
 class TestSupervision:
     """Crashed children restart; a stopped supervisor leaves nothing behind."""
 
