@@ -38,6 +38,8 @@ examples:
   fsw up                                    the embedded default base, real time, until Ctrl-C
   fsw up --speed max --duration 1h --seed 7 an hour of mission time, as fast as possible
   fsw up my-base.toml --duration 10min      a deployment file of your own
+  fsw up lunation --speed max --duration 30d
+                                            a synodic month on 1 s frames, with its statistics
 
 Ctrl-C (SIGINT) or SIGTERM stops every process in order; children still alive
 after their grace period get SIGKILL. Logs of every process are in
@@ -46,24 +48,34 @@ after their grace period get SIGKILL. Logs of every process are in
 
 
 def load_deployment(path: str | None, run_dir: str | None) -> tuple[Deployment, str]:
-    """Load ``path`` or the embedded default; return it with its TOML text."""
-    if path:
+    """Load a deployment file, or an embedded deployment by name (default: ``default``).
+
+    ``path`` names a file if one exists there or it looks like a path (``/`` or
+    ``.toml``); otherwise an embedded deployment (``fsw up lunation``). Returns the
+    deployment and its TOML text; raises :class:`ConfigError` naming what is wrong.
+    """
+    name = path or "default"
+    if path and (Path(path).exists() or "/" in path or path.endswith(".toml")):
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             msg = f"cannot read deployment file {path}: {exc.strerror}"
             raise ConfigError(msg) from exc
         return deployment_module.parse(text, source=path, run_dir=run_dir), text
-    default = deployment_module.load_default(run_dir=run_dir)
-    entries = {
-        ep.name: ep for ep in metadata.entry_points(group=deployment_module.DEPLOYMENT_ENTRY_POINT_GROUP)
-    }
-    return default, str(entries["default"].load())
+    try:
+        text = deployment_module.embedded_text(name)
+    except ConfigError as exc:
+        msg = f"no deployment file {path} here, and {exc}"
+        raise ConfigError(msg) from exc
+    return deployment_module.parse(text, source=f"<embedded {name}>", run_dir=run_dir), text
 
 
 def _add_deployment_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "deployment", nargs="?", help="deployment file (TOML); default: the embedded default base"
+        "deployment",
+        nargs="?",
+        help="deployment file (TOML), or the name of an embedded one (default, lunation); "
+        "default: the embedded default base",
     )
     parser.add_argument("--run-dir", help="directory for sockets, logs and board links")
 

@@ -189,19 +189,37 @@ def load(path: str | Path, *, run_dir: str | Path | None = None) -> Deployment:
     return parse(text, source=str(path), run_dir=run_dir)
 
 
-def load_default(*, run_dir: str | Path | None = None) -> Deployment:
-    """Load the embedded default deployment (entry point ``fsw.deployments:default``)."""
+def embedded_names() -> list[str]:
+    """Names of the installed embedded deployments (entry points ``fsw.deployments``)."""
+    from importlib import metadata  # noqa: PLC0415 - costs megabytes; children never need it
+
+    return sorted(ep.name for ep in metadata.entry_points(group=DEPLOYMENT_ENTRY_POINT_GROUP))
+
+
+def embedded_text(name: str) -> str:
+    """TOML text of the embedded deployment ``name``; :class:`ConfigError` if none is installed."""
     from importlib import metadata  # noqa: PLC0415 - costs megabytes; children never need it
 
     entries = {ep.name: ep for ep in metadata.entry_points(group=DEPLOYMENT_ENTRY_POINT_GROUP)}
-    if "default" not in entries:
-        msg = "no embedded default deployment is installed (entry point fsw.deployments:default)"
+    if name not in entries:
+        known = ", ".join(sorted(entries)) or "none"
+        msg = f"no embedded deployment named {name!r} (installed: {known})"
         raise ConfigError(msg)
-    text = entries["default"].load()
+    text = entries[name].load()
     if not isinstance(text, str):
-        msg = "the embedded default deployment is not TOML text"
+        msg = f"the embedded deployment {name!r} is not TOML text"
         raise ConfigError(msg)
-    return parse(text, source="<embedded default>", run_dir=run_dir)
+    return text
+
+
+def load_embedded(name: str, *, run_dir: str | Path | None = None) -> Deployment:
+    """Load the embedded deployment ``name`` (entry point ``fsw.deployments:<name>``)."""
+    return parse(embedded_text(name), source=f"<embedded {name}>", run_dir=run_dir)
+
+
+def load_default(*, run_dir: str | Path | None = None) -> Deployment:
+    """Load the embedded default deployment (entry point ``fsw.deployments:default``)."""
+    return load_embedded("default", run_dir=run_dir)
 
 
 def parse(text: str, *, source: str = "<string>", run_dir: str | Path | None = None) -> Deployment:

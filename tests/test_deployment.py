@@ -21,6 +21,17 @@ class TestDefault:
         assert base.bus.publish == "ipc:///tmp/fsw-default/pub"
         assert "simulator" not in base.lockstep_participants
 
+    def test_lunation_is_the_same_base_on_one_second_frames(self) -> None:
+        base = deployment.load_default(run_dir="/tmp/fsw-default")
+        lunation = deployment.load_embedded("lunation", run_dir="/tmp/fsw-default")
+        assert [p.name for p in lunation.processes] == [p.name for p in base.processes]
+        assert lunation.clock.frame_period_s == 1.0
+        assert lunation.name == base.name  # `fsw status` finds either without a file
+
+    def test_unknown_embedded_deployment_names_the_installed_ones(self) -> None:
+        with pytest.raises(ConfigError, match=r"no embedded deployment named 'nosuch' \(installed: .*lunation"):
+            deployment.load_embedded("nosuch")
+
     def test_policy_overrides_merge_with_the_default(self) -> None:
         base = deployment.parse(
             """
