@@ -93,9 +93,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         seed=args.seed,
         duration_s=duration_s,
         record_dir=str(Path(args.record).resolve()) if args.record else None,
+        record_topics=tuple(args.record_topics or ()),
         scenario=str(Path(args.scenario).resolve()) if args.scenario else None,
         board_backends=board_backends(),
     )
+    if options.record_topics and options.record_dir is None:
+        msg = "--record-topics needs --record DIR"
+        raise ConfigError(msg)
     if options.scenario is not None and not Path(options.scenario).is_file():
         msg = f"scenario file {args.scenario} does not exist"
         raise ConfigError(msg)
@@ -376,6 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--record",
         metavar="DIR",
         help="record every bus message (board samples included) to a log in DIR, from frame 0",
+    )
+    up.add_argument(
+        "--record-topics",
+        nargs="+",
+        metavar="PREFIX",
+        help="with --record: keep only topics starting with these prefixes (e.g. tlm.power.hk evt.)",
     )
     up.add_argument("--json", action="store_true", help="print the summary as JSON")
     up.set_defaults(func=cmd_up)

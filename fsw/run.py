@@ -41,6 +41,8 @@ class RunOptions:
     seed: int = 0
     duration_s: float | None = None
     record_dir: str | None = None
+    #: Topic prefixes the recorder keeps (``--record-topics``); empty: everything.
+    record_topics: tuple[str, ...] = ()
     scenario: str | None = None
     board_backends: dict[str, str] = field(default_factory=dict)
 
@@ -98,6 +100,7 @@ def read(run_dir: Path) -> tuple[Deployment, RunOptions]:
             seed=int(raw["seed"]),
             duration_s=None if raw["duration_s"] is None else float(raw["duration_s"]),
             record_dir=None if raw.get("record_dir") is None else str(raw["record_dir"]),
+            record_topics=tuple(str(t) for t in raw.get("record_topics") or ()),
             scenario=None if raw.get("scenario") is None else str(raw["scenario"]),
             board_backends={str(k): str(v) for k, v in dict(raw.get("board_backends") or {}).items()},
         )

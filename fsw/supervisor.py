@@ -140,7 +140,12 @@ class Supervisor:
         time: TimeSource | None = None,
     ) -> None:
         if options.record_dir is not None:
-            deployment_text = with_recorder(deployment_text, options.record_dir)
+            deployment_text = with_recorder(
+                deployment_text,
+                options.record_dir,
+                options.record_topics,
+                frame_period_s=deployment.clock.frame_period_s,
+            )
             deployment = parse(deployment_text, source=deployment.source, run_dir=deployment.run_dir)
         self.deployment = deployment
         self.options = options
@@ -503,8 +508,22 @@ class Supervisor:
         )
 
 
-def with_recorder(deployment_text: str, record_dir: str) -> str:
+#: The recorder ``fsw up --record`` adds is due every this many frames.
+RECORDER_EVERY_FRAMES: Final = 10
+
+
+def with_recorder(
+    deployment_text: str,
+    record_dir: str,
+    topics: tuple[str, ...] = (),
+    *,
+    frame_period_s: float = 0.1,
+) -> str:
     """Add the recorder process (entry point ``fsw.processes:recorder``) to a deployment.
+
+    ``topics``: the topic prefixes it records (empty: everything). The recorder is a
+    lockstep participant due every :data:`RECORDER_EVERY_FRAMES` frames, so the base
+    never runs more than that ahead of its recording.
 
     Raises :class:`ConfigError` if no recorder is installed or the deployment
     already has a process named ``recorder``.
@@ -517,10 +536,13 @@ def with_recorder(deployment_text: str, record_dir: str) -> str:
         msg = f"the deployment already has a [processes.{RECORDER_NAME}]: drop --record or that table"
         raise ConfigError(msg)
     directory = json.dumps(str(Path(record_dir).resolve()))
+    selection = f", topics = {json.dumps(list(topics))}" if topics else ""
+    period_s = RECORDER_EVERY_FRAMES * frame_period_s
     return (
         f"{deployment_text.rstrip()}\n\n[processes.{RECORDER_NAME}]\n"
         f'entry = "{entries[RECORDER_NAME].value}"\nlockstep = true\n'
-        f"params = {{ dir = {directory} }}\n"
+        f"rate_hz = {1.0 / period_s!r}\nhousekeeping_period_s = {period_s!r}\n"
+        f"params = {{ dir = {directory}{selection} }}\n"
     )
 
 

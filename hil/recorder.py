@@ -20,6 +20,7 @@ Deployment (``fsw up --record DIR`` adds the same)::
     fsync = "interval"             # always | interval | never
     fsync_interval_s = 1.0         # wall seconds between two fsyncs (interval)
     max_file_bytes = 67108864      # rotate at this size
+    topics = ["tlm.power.hk"]      # topic prefixes to record (default [""]: everything)
 
 A disk error never stops the base: it is counted (``write_errors``), reported as a
 ``recording_error`` event, and the frames that arrive until the next attempt (once per
@@ -54,6 +55,9 @@ RECORDER_BATCH: Final = 1000
 
 #: Most messages recorded from the subscriber's queue when stopping.
 MAX_DRAIN_ON_STOP: Final = 100_000
+
+#: Longest topic prefix the ``topics`` parameter accepts.
+MAX_TOPIC_PREFIX_CHARS: Final = 200
 
 #: Streams (source, kind) whose sequence numbers are followed for loss; more are not followed.
 MAX_STREAMS: Final = 10_000
@@ -92,8 +96,12 @@ class BusTap:
         retry_interval_s: float = RETRY_INTERVAL_S,
         on_error: Callable[[str], None] | None = None,
         on_resume: Callable[[str], None] | None = None,
+        topics: tuple[bytes, ...] = (b"",),
     ) -> None:
         self.stats = TapStats()
+        #: Topic prefixes written to the log; other messages are decoded (for the mission
+        #: time) but not kept.
+        self.topics = topics
         self.writer: LogWriter | None = None
         self.mission_time_s = 0.0
         self._open_writer = open_writer
@@ -149,7 +157,8 @@ class BusTap:
             t_s = message.t_s
             if message.kind is Kind.TICK:
                 self.mission_time_s = t_s
-        self._write(topic, body, t_s, message is not None, extra)
+        if topic.startswith(self.topics):
+            self._write(topic, body, t_s, message is not None, extra)
         return message, reason
 
     def _write(self, topic: bytes, body: bytes, t_s: float, ok: bool, frames: list[bytes] | None) -> None:
@@ -238,11 +247,12 @@ class RecorderSettings:
     fsync: str = "interval"
     fsync_interval_s: float = 1.0
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    topics: tuple[str, ...] = ("",)
 
 
 def recorder_settings(params: Mapping[str, Any], default_dir: Path, where: str) -> RecorderSettings:
     """Check the recorder's ``params``; raises :class:`ConfigError` naming ``where`` and the key."""
-    unknown = sorted(set(params) - {"dir", "fsync", "fsync_interval_s", "max_file_bytes"})
+    unknown = sorted(set(params) - {"dir", "fsync", "fsync_interval_s", "max_file_bytes", "topics"})
     if unknown:
         msg = f"[{where}] unknown parameter(s) {', '.join(unknown)}"
         raise ConfigError(msg)
@@ -270,11 +280,20 @@ def recorder_settings(params: Mapping[str, Any], default_dir: Path, where: str) 
     ):
         msg = f"[{where}] max_file_bytes = {max_file_bytes!r} must be an integer of at least {MIN_FILE_BYTES}"
         raise ConfigError(msg)
+    topics = params.get("topics", [""])
+    if (
+        not isinstance(topics, list)
+        or not topics
+        or not all(isinstance(t, str) and len(t) <= MAX_TOPIC_PREFIX_CHARS for t in topics)
+    ):
+        msg = f"[{where}] topics = {topics!r} must be a non-empty list of topic prefixes (strings)"
+        raise ConfigError(msg)
     return RecorderSettings(
         directory=Path(directory).expanduser() if directory else default_dir,
         fsync=str(fsync),
         fsync_interval_s=float(interval_s),
         max_file_bytes=max_file_bytes,
+        topics=tuple(topics),
     )
 
 
@@ -355,8 +374,9 @@ class Recorder(FlightProcess):
         self._error_to_report = ""
 
     def extra_subscriptions(self) -> tuple[bytes, ...]:
-        """Everything."""
-        return (b"",)
+        """The ``topics`` prefixes: everything by default."""
+        topics = self.settings.topics if self.settings is not None else ("",)
+        return tuple(t.encode() for t in topics)
 
     def _deployment_text(self) -> str:
         try:
@@ -386,8 +406,13 @@ class Recorder(FlightProcess):
     def setup(self) -> None:
         """Start the log (a failure is reported once joined, and retried)."""
         super().setup()
+        topics = self.settings.topics if self.settings is not None else ("",)
         self.tap = BusTap(
-            self._open_writer, time=self.time, on_error=self._on_record_error, on_resume=self._on_resume
+            self._open_writer,
+            time=self.time,
+            on_error=self._on_record_error,
+            on_resume=self._on_resume,
+            topics=tuple(t.encode() for t in topics),
         )
         self.tap.open()
 

@@ -514,6 +514,20 @@ class TestBusTap:
         assert tap.stats.malformed == 3
         assert tap.stats.recorded == 5
 
+    def test_topic_selection_keeps_only_the_chosen_prefixes(self, tmp_path: Path) -> None:
+        clock = FakeTime()
+        tap = BusTap(
+            lambda: LogWriter(tmp_path, base="b", run_id="sel", time=clock), time=clock, topics=(b"tlm.power.",)
+        )
+        tick = encode(Message(Kind.TICK, "clock", "frame", 4.2, 42, {"frame": 42, "period_s": 0.1}))
+        kept = encode(Message(Kind.TELEMETRY, "power", "hk", 4.2, 7, {"v": 1}))
+        other = encode(Message(Kind.TELEMETRY, "thermal", "hk", 4.2, 8, {"v": 2}))
+        for frames in (tick, kept, other):
+            assert tap.record(list(frames))[0] is not None
+        tap.close()
+        assert [r.wire_frames() for r in bus_only(tmp_path)] == [list(kept)]
+        assert tap.mission_time_s == 4.2  # ticks still set the mission clock
+
     def test_disk_error_is_reported_once_counted_and_retried(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -586,6 +600,8 @@ def test_recorder_parameters_are_checked(tmp_path: Path) -> None:
         ({"max_file_bytes": 1.5}, "max_file_bytes"),
         ({"dir": 3}, "dir"),
         ({"colour": "red"}, "colour"),
+        ({"topics": "tlm."}, "topics"),
+        ({"topics": []}, "topics"),
     ):
         with pytest.raises(ConfigError, match=key):
             recorder_settings(bad, default, "processes.recorder.params")
