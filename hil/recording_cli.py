@@ -685,6 +685,22 @@ def cmd_log_filter(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_log_plot(args: argparse.Namespace) -> int:
+    """``fsw log plot``: housekeeping points of a log against mission time, into a PNG."""
+    from hil.plot import plot, series  # noqa: PLC0415 - matplotlib only when plotting
+
+    data = series(
+        args.log,
+        args.points,
+        since_s=_mission_seconds(args.since, "--since"),
+        until_s=_mission_seconds(args.until, "--until"),
+    )
+    path = plot(data.values(), args.out, title=args.title or "")
+    samples = sum(len(s.t_s) for s in data.values())
+    print(f"wrote {path} ({len(data)} points, {samples} samples)", file=sys.stderr)
+    return 0
+
+
 # --- registration ---------------------------------------------------------------------
 
 
@@ -776,12 +792,24 @@ def register(subparsers: Any) -> None:
     _add_selection_args(filt, "only topics with these prefixes")
     filt.add_argument("--drop-malformed", action="store_true", help="leave malformed frames out")
     filt.set_defaults(func=cmd_log_filter)
+    plot = log_sub.add_parser(
+        "plot",
+        help="plot housekeeping points against mission time into a PNG (needs the ground extra)",
+    )
+    plot.add_argument("log", help="log file or directory")
+    plot.add_argument("points", nargs="+", metavar="SOURCE.POINT", help="e.g. power.battery_soc")
+    plot.add_argument("--out", required=True, metavar="FILE.png", help="image to write")
+    plot.add_argument("--title", help="title above the panels")
+    plot.add_argument("--since", metavar="T", help="from this mission time on: 90s, 10min, 1h, 2d")
+    plot.add_argument("--until", metavar="T", help="up to this mission time (inclusive)")
+    plot.set_defaults(func=cmd_log_plot)
 
 
 __all__ = [
     "cmd_log_dump",
     "cmd_log_filter",
     "cmd_log_info",
+    "cmd_log_plot",
     "cmd_record",
     "cmd_replay",
     "first_header",
