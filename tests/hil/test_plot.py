@@ -28,7 +28,7 @@ def test_series_holds_every_housekeeping_sample_in_mission_time_order(recording:
 def test_missing_point_names_what_the_source_has(recording: Path) -> None:
     with pytest.raises(ConfigError, match=r"no samples of power.nosuch .*power has .*battery_soc"):
         series(recording, ["power.nosuch"])
-    with pytest.raises(ConfigError, match="must be <source>.<point>"):
+    with pytest.raises(ConfigError, match=r"must be <source>\.<point>"):
         parse_point("battery_soc")
 
 
