@@ -300,18 +300,30 @@ def recorder_settings(params: Mapping[str, Any], default_dir: Path, where: str) 
 class SequenceWatch:
     """Counts messages lost on the way in from gaps in each (source, kind) stream's sequence numbers.
 
-    Follows at most ``max_streams`` streams (memory stays bounded whatever arrives).
+    Follows at most ``max_streams`` streams (memory stays bounded whatever arrives), and
+    only the streams a subscription to ``prefixes`` takes whole (``tlm.power.`` takes the
+    power telemetry stream; ``tlm.power.hk`` takes part of it, whose gaps are not losses).
     """
 
-    def __init__(self, max_streams: int = MAX_STREAMS) -> None:
+    def __init__(self, max_streams: int = MAX_STREAMS, prefixes: tuple[bytes, ...] = (b"",)) -> None:
         self.lost = 0
         self.source_restarts = 0
         self._max_streams = max_streams
+        self._prefixes = prefixes
         self._last_seq: dict[tuple[str, str], int] = {}
+        self._covered: dict[tuple[str, str], bool] = {}
 
     def account(self, message: Message) -> int:
         """Take ``message`` into account; return how many messages of its stream went missing before it."""
         stream = (message.source, message.kind.value)
+        covered = self._covered.get(stream)
+        if covered is None:
+            whole = f"{message.kind.value}.{message.source}.".encode()
+            covered = whole.startswith(self._prefixes)
+            if len(self._covered) < self._max_streams:
+                self._covered[stream] = covered
+        if not covered:
+            return 0
         last = self._last_seq.get(stream)
         if last is None:
             if len(self._last_seq) < self._max_streams:
@@ -368,7 +380,8 @@ class Recorder(FlightProcess):
         except ConfigError as exc:
             self._settings_error = f"{deployment.source}: {exc}"
         self.tap: BusTap | None = None
-        self._sequences = SequenceWatch()
+        topics = self.settings.topics if self.settings is not None else ("",)
+        self._sequences = SequenceWatch(prefixes=tuple(t.encode() for t in topics))
         self._malformed_reported = 0
         self._malformed_event_at_s = -MALFORMED_EVENT_INTERVAL_S
         self._error_to_report = ""

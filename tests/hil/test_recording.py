@@ -577,6 +577,14 @@ class TestBusTap:
         assert len(errors) == 1
         tap.close()
 
+    def test_sequence_watch_ignores_streams_it_takes_only_part_of(self) -> None:
+        watch = SequenceWatch(prefixes=(b"tlm.power.hk", b"evt."))
+        for seq in (1, 5, 9):  # other tlm.power.* messages fall between these
+            assert watch.account(Message(Kind.TELEMETRY, "power", "hk", 0.0, seq, {})) == 0
+        watch.account(Message(Kind.EVENT, "power", "e", 0.0, 1, {}))
+        assert watch.account(Message(Kind.EVENT, "power", "e", 0.0, 3, {})) == 1
+        assert watch.lost == 1
+
     def test_sequence_watch_counts_gaps_and_restarts(self) -> None:
         watch = SequenceWatch(max_streams=2)
         for seq in (0, 1, 4, 0):
