@@ -517,7 +517,9 @@ class TestBusTap:
     def test_topic_selection_keeps_only_the_chosen_prefixes(self, tmp_path: Path) -> None:
         clock = FakeTime()
         tap = BusTap(
-            lambda: LogWriter(tmp_path, base="b", run_id="sel", time=clock), time=clock, topics=(b"tlm.power.",)
+            lambda: LogWriter(tmp_path, base="b", run_id="sel", time=clock),
+            time=clock,
+            topics=(b"tlm.power.",),
         )
         tick = encode(Message(Kind.TICK, "clock", "frame", 4.2, 42, {"frame": 42, "period_s": 0.1}))
         kept = encode(Message(Kind.TELEMETRY, "power", "hk", 4.2, 7, {"v": 1}))
