@@ -1,11 +1,37 @@
 """The radio board: direct-to-Earth and relay visibility, downlink rate, transmitter.
 
-Direct-to-Earth visible while the Earth's elevation, 6.68 deg * sin(2 pi t / 27.21 d
-+ seeded phase), is above a seeded horizon within +-0.3 deg: about half the time,
-outages of about 13 days. Relay orbiter on a 24 h orbit, in view 16 h per orbit,
-seeded phase. Transmitter on: 10 Mbit/s through the relay, else 2 Mbit/s direct,
-else 0; it draws 200 W from the bus.
+Direct-to-Earth (DTE). Seen from a site 0.4 deg from the south pole, the Earth's centre
+moves in a 13.4 x 15.8 deg box of the lunar sky (optical libration). Its elevation is
 
+    e(t) = 6.68 deg * sin(2 pi t / 27.21 d + phi_lat)        latitude libration
+           + 0.4 deg * cos(a(t) - a_site)                      the site is off the pole
+    a(t) = 7.9 deg * sin(2 pi t / 27.55 d + phi_lon)           Earth azimuth (longitude libration)
+
+and the Earth is visible while ``e(t)`` is above the local horizon toward it, a seeded
+:class:`~hil.physics.environment.HorizonMask`: a base level in [-0.6, 0.2] deg plus two
+ridges 0.1-0.4 deg high within the Earth's azimuth swing. Visible about half the time
+(47-53 % over ten years depending on the seed, 50 % on average; 51 % at the best proposed
+base site), in one spell per 27.2-day cycle: outages of 12.5 to 14.5 days.
+
+Relay orbiter (Queqiao-2 class, 24 h frozen elliptical orbit): in view ``relay_in_view_s``
+(16 h) of every ``relay_period_s`` (24 h), seeded phase.
+
+Links and rates. The radio closes the direct link when the Earth is visible (preferred: it
+needs no second spacecraft), else the relay link when the orbiter is in view:
+``dte_rate_bps`` (10 Mbit/s, Ka band) or ``relay_rate_bps`` (2 Mbit/s, X-band proximity
+link). ``downlink_rate_bps`` is 0 with the transmitter unkeyed, nothing in view, or the
+radio failed (the ``link loss`` fault hook, :meth:`CommsModel.lose_link`).
+
+One-way light time ``light_time_s`` (1.28 s mean) varies with the Earth-Moon distance over
+the anomalistic month: ``light_time_s * (1 - 0.0549 cos M)``, M in phase with the longitude
+libration (both come from the orbit's eccentricity): 1.21-1.35 s.
+
+The keyed transmitter draws ``transmitter_power_w`` (200 W) from the main bus
+(:attr:`Coupling.comms_power_w`); unkeyed, nothing (the safe-mode receiver is in T0).
+
+Every figure above is a constructor keyword, so a deployment's
+``[processes.simulator.params.comms]`` table can set it; a bad value raises
+:class:`~fsw.errors.ConfigError` naming the key.
 """
 
 from __future__ import annotations
@@ -15,21 +41,59 @@ import random
 from typing import Final
 
 from fsw.board import Channel, Value, ValueType
-from hil.physics.environment import LIBRATION_PERIOD_S, Environment
-from hil.physics.model import BoardModel, Coupling, description, flag, switch
+from fsw.errors import ConfigError
+from hil.physics.environment import LIBRATION_PERIOD_S, SECONDS_PER_DAY, Environment, HorizonMask
+from hil.physics.model import BoardModel, Coupling, description, flag, number, switch
+
+#: Anomalistic month (perigee to perigee): the period of the longitude libration and of
+#: the Earth-Moon distance.
+ANOMALISTIC_MONTH_S: Final = 27.55 * SECONDS_PER_DAY
+
+#: Largest data rate a link may be given (bit/s): the channel's range.
+MAX_RATE_BPS: Final = 100_000_000
+
+
+def _number(name: str, value: object, low: float, high: float, *, low_inclusive: bool = True) -> float:
+    """``value`` as a float within [low, high]; raises :class:`ConfigError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        msg = f"{name} must be a finite number, got {value!r}"
+        raise ConfigError(msg)
+    number_ = float(value)
+    if number_ > high or number_ < low or (number_ == low and not low_inclusive):
+        relation = "[" if low_inclusive else "("
+        msg = f"{name}={value!r} must be within {relation}{low:g}, {high:g}]"
+        raise ConfigError(msg)
+    return number_
 
 
 class CommsModel(BoardModel):
-    """Direct-to-Earth and relay visibility, downlink rate, transmitter load."""
+    """Direct-to-Earth and relay visibility, downlink rate, transmitter load (module docstring)."""
 
+    #: Optical libration in latitude (deg): the Earth's elevation swing at the pole.
     EARTH_LIBRATION_DEG: Final = 6.68
-    RELAY_PERIOD_S: Final = 24 * 3600.0
-    RELAY_VISIBLE_S: Final = 16 * 3600.0
-    DTE_RATE_BPS: Final = 2_000_000
-    RELAY_RATE_BPS: Final = 10_000_000
-    TRANSMITTER_W: Final = 200.0
+    #: Optical libration in longitude (deg): the Earth's azimuth swing.
+    EARTH_AZIMUTH_SWING_DEG: Final = 7.9
+    #: Site distance from the pole (deg), as for the sun (environment.Illumination).
+    SITE_COLATITUDE_DEG: Final = 0.4
+    #: Eccentricity of the Moon's orbit: the Earth-Moon distance is a (1 - e cos M).
+    ORBIT_ECCENTRICITY: Final = 0.0549
+    #: Seeded horizon toward the Earth: base level range and ridge heights/widths (deg).
+    HORIZON_BASE_DEG: Final = (-0.6, 0.2)
+    HORIZON_RIDGES: Final = 2
+    HORIZON_RIDGE_HEIGHT_DEG: Final = (0.1, 0.4)
+    HORIZON_RIDGE_WIDTH_DEG: Final = (3.0, 10.0)
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        *,
+        dte_rate_bps: int = 10_000_000,
+        relay_rate_bps: int = 2_000_000,
+        relay_period_s: float = 24 * 3600.0,
+        relay_in_view_s: float = 16 * 3600.0,
+        transmitter_power_w: float = 200.0,
+        light_time_s: float = 1.28,
+    ) -> None:
         super().__init__(
             description(
                 "comms",
@@ -37,52 +101,129 @@ class CommsModel(BoardModel):
                     flag("dte_visible", "Earth above the local horizon"),
                     flag("relay_visible", "relay orbiter in view"),
                     Channel("downlink_rate_bps", ValueType.INT, "bit/s", 0.0, 1e8, "downlink"),
+                    flag("transmitter_on", "main transmitter keyed (read back)"),
+                    number("earth_elevation_deg", "deg", -10.0, 10.0, "Earth centre above the ideal horizon"),
+                    number("light_time_s", "s", 1.0, 2.0, "one-way light time to the Earth"),
                 ),
                 (switch("transmitter", "main transmitter on"),),
             )
         )
+        self.dte_rate_bps = int(_number("dte_rate_bps", dte_rate_bps, 0.0, MAX_RATE_BPS))
+        self.relay_rate_bps = int(_number("relay_rate_bps", relay_rate_bps, 0.0, MAX_RATE_BPS))
+        self.relay_period_s = _number("relay_period_s", relay_period_s, 0.0, 1e9, low_inclusive=False)
+        self.relay_in_view_s = _number("relay_in_view_s", relay_in_view_s, 0.0, self.relay_period_s)
+        self.transmitter_power_w = _number("transmitter_power_w", transmitter_power_w, 0.0, 1e5)
+        self.light_time_mean_s = _number("light_time_s", light_time_s, 1.0, 1.9)
         self._libration_phase = rng.uniform(0.0, 2.0 * math.pi)
-        self._dte_horizon_deg = rng.uniform(-0.3, 0.3)
-        self._relay_phase_s = rng.uniform(0.0, self.RELAY_PERIOD_S)
+        self._anomaly_phase = rng.uniform(0.0, 2.0 * math.pi)
+        self._site_azimuth_rad = rng.uniform(0.0, 2.0 * math.pi)
+        self._relay_phase_s = rng.uniform(0.0, self.relay_period_s)
+        swing = self.EARTH_AZIMUTH_SWING_DEG
+        self.horizon = HorizonMask(
+            base_deg=rng.uniform(*self.HORIZON_BASE_DEG),
+            ridges=tuple(
+                (
+                    rng.uniform(-swing, swing) % 360.0,
+                    rng.uniform(*self.HORIZON_RIDGE_HEIGHT_DEG),
+                    rng.uniform(*self.HORIZON_RIDGE_WIDTH_DEG),
+                )
+                for _ in range(self.HORIZON_RIDGES)
+            ),
+        )
+        self._lat_rate = 2.0 * math.pi / LIBRATION_PERIOD_S
+        self._anomaly_rate = 2.0 * math.pi / ANOMALISTIC_MONTH_S
         self._transmitter = True
-        self._dte, self._relay = self._visibility(0.0)
+        self._link_lost = False
+        self._elevation_deg = 0.0
+        self._light_time_s = self.light_time_mean_s
+        self._dte = self._relay = False
+        self._update(0.0)
+
+    # geometry ---------------------------------------------------------------------
 
     def earth_elevation_deg(self, t_s: float) -> float:
-        """Earth elevation above the ideal horizon (deg)."""
-        angle = 2.0 * math.pi * t_s / LIBRATION_PERIOD_S + self._libration_phase
-        return self.EARTH_LIBRATION_DEG * math.sin(angle)
+        """Earth centre elevation above the ideal horizon at ``t_s`` (deg)."""
+        return self._geometry(t_s)[0]
 
-    def _visibility(self, t_s: float) -> tuple[bool, bool]:
-        dte = self.earth_elevation_deg(t_s) > self._dte_horizon_deg
-        relay = (t_s + self._relay_phase_s) % self.RELAY_PERIOD_S < self.RELAY_VISIBLE_S
-        return dte, relay
+    def earth_horizon_deg(self, t_s: float) -> float:
+        """Local horizon elevation toward the Earth at ``t_s`` (deg)."""
+        return self._geometry(t_s)[1]
+
+    def _geometry(self, t_s: float) -> tuple[float, float, float]:
+        """(Earth elevation, horizon toward it, light time) at ``t_s``."""
+        anomaly = self._anomaly_rate * t_s + self._anomaly_phase
+        azimuth_deg = self.EARTH_AZIMUTH_SWING_DEG * math.sin(anomaly)
+        elevation = self.EARTH_LIBRATION_DEG * math.sin(
+            self._lat_rate * t_s + self._libration_phase
+        ) + self.SITE_COLATITUDE_DEG * math.cos(math.radians(azimuth_deg) - self._site_azimuth_rad)
+        light_time = self.light_time_mean_s * (1.0 - self.ORBIT_ECCENTRICITY * math.cos(anomaly))
+        return elevation, self.horizon.elevation_deg(azimuth_deg), light_time
+
+    def relay_in_view(self, t_s: float) -> bool:
+        """Whether the relay orbiter is in view at ``t_s``."""
+        return (t_s + self._relay_phase_s) % self.relay_period_s < self.relay_in_view_s
+
+    def _update(self, t_s: float) -> tuple[bool, bool]:
+        """Move the geometry to ``t_s``; return the visibility before (dte, relay)."""
+        before = self._dte, self._relay
+        elevation, horizon, light_time = self._geometry(t_s)
+        self._elevation_deg = elevation
+        self._light_time_s = light_time
+        self._dte = elevation > horizon
+        self._relay = self.relay_in_view(t_s)
+        return before
+
+    # channels ---------------------------------------------------------------------
 
     @property
     def downlink_rate_bps(self) -> int:
-        """Downlink rate now (bit/s): 0 with the transmitter off or nothing in view."""
-        if not self._transmitter:
+        """Downlink rate now (bit/s): 0 with the transmitter off, nothing in view or the link lost."""
+        if not self._transmitter or self._link_lost:
             return 0
-        if self._relay:
-            return self.RELAY_RATE_BPS
-        return self.DTE_RATE_BPS if self._dte else 0
+        if self._dte:
+            return self.dte_rate_bps
+        return self.relay_rate_bps if self._relay else 0
+
+    @property
+    def light_time_s(self) -> float:
+        """One-way light time to the Earth now (s)."""
+        return self._light_time_s
 
     def read(self) -> dict[str, Value]:
-        """Visibility and downlink rate."""
+        """Visibility, downlink rate, transmitter state, Earth elevation and light time."""
         return {
             "dte_visible": self._dte,
             "relay_visible": self._relay,
             "downlink_rate_bps": self.downlink_rate_bps,
+            "transmitter_on": self._transmitter,
+            "earth_elevation_deg": round(self._elevation_deg, 4),
+            "light_time_s": round(self._light_time_s, 4),
         }
+
+    def faults(self) -> frozenset[str]:
+        """``link_loss`` while the radio cannot close any link."""
+        return frozenset(("link_loss",)) if self._link_lost else frozenset()
+
+    # inputs -----------------------------------------------------------------------
+
+    def lose_link(self, lost: bool = True) -> None:
+        """Fault injection: the radio closes no link whatever the visibility (or recovers).
+
+        The transmitter still draws its power while keyed; ``downlink_rate_bps`` reads 0.
+        """
+        self._link_lost = lost
 
     def step(self, dt_s: float, env: Environment, coupling: Coupling) -> None:
         """Update visibility to ``env.time_s``; raise ``link_acquired``/``link_lost`` events."""
         del dt_s
-        for _name, value in self._take_pending().items():
-            self._transmitter = bool(value)
-        dte, relay = self._visibility(env.time_s)
-        for path, was, now in (("dte", self._dte, dte), ("relay", self._relay, relay)):
-            if now != was:
-                self._emit("link_acquired" if now else "link_lost", "info", env.time_s, path=path)
-        self._dte, self._relay = dte, relay
-        coupling.comms_power_w = self.TRANSMITTER_W if self._transmitter else 0.0
-        self._time_s = env.time_s
+        if self._pending:
+            for _name, value in self._take_pending().items():
+                self._transmitter = bool(value)
+        t_s = env.time_s
+        was_dte, was_relay = self._update(t_s)
+        if was_dte != self._dte:
+            self._emit("link_acquired" if self._dte else "link_lost", "info", t_s, path="dte")
+        if was_relay != self._relay:
+            self._emit("link_acquired" if self._relay else "link_lost", "info", t_s, path="relay")
+        coupling.comms_power_w = self.transmitter_power_w if self._transmitter else 0.0
+        self._time_s = t_s
