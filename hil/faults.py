@@ -52,13 +52,13 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from fsw.board import BoardDescription, BoardEvent, Value, ValueType
 from fsw.errors import BoardError, ConfigError
 from fsw.run import parse_duration
 from hil.board_server import DEFAULT_MAX_OUTPUT_BYTES, BoardServer, SyncCallback
-from hil.physics import BoardModel, Coupling, Environment, ReactorModel, World
+from hil.physics import BoardModel, CommsModel, Coupling, Environment, ReactorModel, World
 from hil.wire import PROTOCOL_VERSION, Frame, Refusal, Rejection, Sync, check_command
 
 if sys.version_info >= (3, 11):
@@ -395,10 +395,18 @@ def physics(apply_to: ModelAction, clear_from: ModelAction) -> EffectBuilder:
     return lambda spec, _seed: PhysicsFault(spec, apply_to, clear_from)
 
 
-def _reactor(model: BoardModel) -> ReactorModel:
-    if not isinstance(model, ReactorModel):
-        raise FaultError("board", f"board {model.kind!r} is not a reactor")
+_M = TypeVar("_M", bound=BoardModel)
+
+
+def _model(model: BoardModel, cls: type[_M]) -> _M:
+    """``model`` as a ``cls``, or :class:`FaultError` (a fault kind applied to the wrong board)."""
+    if not isinstance(model, cls):
+        raise FaultError("board", f"board {model.kind!r} is not a {cls.__name__}")
     return model
+
+
+def _reactor(model: BoardModel) -> ReactorModel:
+    return _model(model, ReactorModel)
 
 
 def _noise_rng(spec: FaultSpec, run_seed: int) -> random.Random:
@@ -501,6 +509,20 @@ KINDS: Final[Mapping[str, FaultKind]] = {
             targets=(Target.ACTUATOR,),
             boards=("thermal",),
             params=(Param("value", "duty the heater is stuck at", "1", 0.0, 1.0, 1.0),),
+        ),
+        FaultKind(
+            "link_loss",
+            summary="The radio closes no link whatever the visibility (CommsModel.lose_link); the keyed "
+            "transmitter still draws its power.",
+            observable="downlink_rate_bps 0 and link_up false in tlm.comms.hk while dte_visible or "
+            "relay_visible says a path is in view; after 3 cycles a radio_fault event and radio_fault "
+            "true; queue_bytes grows while downlinked_bytes stays flat. Cleared: radio_recovered, then "
+            "the backlog leaves, events first.",
+            build=physics(
+                lambda model, _spec: _model(model, CommsModel).lose_link(True),
+                lambda model, _spec: _model(model, CommsModel).lose_link(False),
+            ),
+            boards=("comms",),
         ),
     )
 }
