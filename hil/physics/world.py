@@ -99,6 +99,7 @@ class World:
         self._coupling = Coupling()
         first = self.illumination.environment(0.0)
         self.comms.step(0.0, first, self._coupling)
+        self.thermal.step(0.0, first, self._coupling)
         self.power.step(0.0, first, self._coupling)
 
     @property
