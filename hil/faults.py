@@ -58,7 +58,16 @@ from fsw.board import BoardDescription, BoardEvent, Value, ValueType
 from fsw.errors import BoardError, ConfigError
 from fsw.run import parse_duration
 from hil.board_server import DEFAULT_MAX_OUTPUT_BYTES, BoardServer, SyncCallback
-from hil.physics import BoardModel, CommsModel, Coupling, Environment, ReactorModel, World
+from hil.physics import (
+    BoardModel,
+    CommsModel,
+    Coupling,
+    Environment,
+    PowerModel,
+    ReactorModel,
+    ThermalModel,
+    World,
+)
 from hil.wire import PROTOCOL_VERSION, Frame, Refusal, Rejection, Sync, check_command
 
 if sys.version_info >= (3, 11):
@@ -409,6 +418,10 @@ def _reactor(model: BoardModel) -> ReactorModel:
     return _model(model, ReactorModel)
 
 
+def _count(spec: FaultSpec) -> int:
+    return int(spec.param("count"))
+
+
 def _noise_rng(spec: FaultSpec, run_seed: int) -> random.Random:
     seed = int(spec.params.get("seed", 0))
     # String seeds are hashed deterministically (SHA-512), unlike hash().
@@ -523,6 +536,63 @@ KINDS: Final[Mapping[str, FaultKind]] = {
                 lambda model, _spec: _model(model, CommsModel).lose_link(False),
             ),
             boards=("comms",),
+        ),
+        FaultKind(
+            "cell_loss",
+            summary="`count` cells of the battery string fail and are bypassed: the string's voltage, "
+            "resistance and capacity fall by count/31, the state of charge is unchanged "
+            "(PowerModel.fail_cells). Clearing puts them back.",
+            observable="battery_cells and battery_capacity_wh drop in tlm.power.hk; battery and bus "
+            "voltage fall about 3.9 V per cell, so the 114/110 V thresholds come at a higher charge; "
+            "board event cells_bypassed.",
+            build=physics(
+                lambda model, spec: _model(model, PowerModel).fail_cells(_count(spec)),
+                lambda model, _spec: _model(model, PowerModel).restore_cells(),
+            ),
+            boards=("power",),
+            params=(Param("count", "cells lost from the string", "cells", 1, 30, 1, integer=True),),
+        ),
+        FaultKind(
+            "dust",
+            summary="Dust blocks `fraction` of the light still reaching the solar cells; repeated "
+            "injections compound (PowerModel.deposit_dust). Clearing is a cleaning: all dust goes.",
+            observable="solar_power_w in tlm.power.hk drops by the fraction and stays down until "
+            "cleared; the battery charges less. No flag: a real board cannot see dust.",
+            build=physics(
+                lambda model, spec: _model(model, PowerModel).deposit_dust(spec.param("fraction")),
+                lambda model, _spec: _model(model, PowerModel).clean_arrays(),
+            ),
+            boards=("power",),
+            params=(Param("fraction", "share of the light blocked", "1", 0.0, 1.0, low_inclusive=False),),
+        ),
+        FaultKind(
+            "radiator_damage",
+            summary="`fraction` of the reactor radiator's area is lost (micrometeoroids, a torn panel) "
+            "(ThermalModel.damage_radiator). Clearing repairs it.",
+            observable="reactor_radiator_temp_c in tlm.thermal.hk rises (about 95 C at 0.2 lost at "
+            "rated heat), thermal_limit events above 100 C; the converters' cold end warms, so "
+            "electric_power_w in tlm.reactor.hk falls a little.",
+            build=physics(
+                lambda model, spec: _model(model, ThermalModel).damage_radiator(spec.param("fraction")),
+                lambda model, _spec: _model(model, ThermalModel).damage_radiator(0.0),
+            ),
+            boards=("thermal",),
+            params=(
+                Param("fraction", "share of the radiator's area lost", "1", 0.0, 1.0, low_inclusive=False),
+            ),
+        ),
+        FaultKind(
+            "radiator_heat_pipe_failure",
+            summary="`count` of the reactor radiator's 16 heat pipes fail: their fins stop radiating "
+            "(ThermalModel.fail_heat_pipes). Clearing repairs them.",
+            observable="as radiator_damage with count/16 of the area: 4 failed give about 100 C and the "
+            "board flag reactor_radiator_temp_out_of_limits.",
+            build=physics(
+                lambda model, spec: _model(model, ThermalModel).fail_heat_pipes(_count(spec)),
+                lambda model, _spec: _model(model, ThermalModel).fail_heat_pipes(0),
+            ),
+            boards=("thermal",),
+            params=(Param("count", "heat pipes failed", "pipes", 1, 16, 1, integer=True),),
         ),
     )
 }
