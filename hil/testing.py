@@ -297,17 +297,18 @@ class HilBase:
             raise HilAssertionError(msg)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
+            exited = self.process is not None and self.process.poll() is not None
+            # What the base sent before it exited still counts: read it first.
+            if exited or self.bus.subscriber.poll(100):
+                while (message := self.bus.receive()) is not None:
+                    self.history.append(message)
+                    if len(self.history) > MAX_HISTORY:
+                        del self.history[: MAX_HISTORY // 10]
+                    if predicate(message):
+                        return message
+            if exited and self.process is not None:
                 msg = f"fsw up exited ({self.process.returncode}) while waiting for {what()}:\n{self.log()}"
                 raise HilAssertionError(msg)
-            if not self.bus.subscriber.poll(100):
-                continue
-            while (message := self.bus.receive()) is not None:
-                self.history.append(message)
-                if len(self.history) > MAX_HISTORY:
-                    del self.history[: MAX_HISTORY // 10]
-                if predicate(message):
-                    return message
         msg = f"no {what()} within {timeout_s} s"
         raise HilAssertionError(msg)
 
@@ -377,11 +378,13 @@ class HilBase:
         *,
         packet: str = "hk",
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        include_history: bool = False,
     ) -> Message:
         """Wait for a ``packet`` from ``source`` whose ``point`` satisfies ``expected``.
 
         ``expected`` is a predicate (:func:`within_range`...) or a value to
-        equal; ``None`` takes the next packet that has the point at all.
+        equal; ``None`` takes the next packet that has the point at all. With
+        ``include_history``, a packet heard already counts too.
         """
         check: Predicate = _anything if expected is None else _as_predicate(expected)
 
@@ -394,6 +397,10 @@ class HilBase:
                 and check(m.data[point])
             )
 
+        if include_history:
+            for message in self.history:
+                if matches(message):
+                    return message
         return self._next(
             matches,
             timeout_s,

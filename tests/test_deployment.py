@@ -29,7 +29,9 @@ class TestDefault:
         assert lunation.name == base.name  # `fsw status` finds either without a file
 
     def test_unknown_embedded_deployment_names_the_installed_ones(self) -> None:
-        with pytest.raises(ConfigError, match=r"no embedded deployment named 'nosuch' \(installed: .*lunation"):
+        with pytest.raises(
+            ConfigError, match=r"no embedded deployment named 'nosuch' \(installed: .*lunation"
+        ):
             deployment.load_embedded("nosuch")
 
     def test_policy_overrides_merge_with_the_default(self) -> None:

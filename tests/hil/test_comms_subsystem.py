@@ -60,10 +60,11 @@ def test_nothing_leaves_without_a_link_then_alarms_leave_before_housekeeping(
     )
     seed, relay_s = quiet_start_seed(parse(deployment))
     base = hil_base(deployment, "--speed", "max", "--duration", "3min", "--seed", str(seed))
-    base.await_telemetry("comms", "link_up", True, timeout_s=60.0)
+    base.await_telemetry("comms", "link_up", True, timeout_s=60.0, include_history=True)
     base.await_message(
         lambda m: m.kind is Kind.TELEMETRY and m.source == "comms" and m.name == "hk" and m.t_s >= END_S,
         timeout_s=60.0,
+        include_history=True,
     )
     packets = comms_hk(base.history)
     down = [p for p in packets if p.t_s <= relay_s]
@@ -115,12 +116,13 @@ def test_a_path_in_view_with_no_rate_is_a_radio_fault_and_nothing_leaves(
     base = hil_base(deployment, "--speed", "max", "--duration", "1min", "--seed", "1")
     fault = base.await_event("radio_fault", "comms", timeout_s=30.0)
     assert fault.t_s <= 3.0  # three control cycles with a path in view, keyed, no rate
-    later = base.await_telemetry("comms", "radio_fault", True, timeout_s=30.0)
+    later = base.await_telemetry("comms", "radio_fault", True, timeout_s=30.0, include_history=True)
     assert later.data["mode"] in ("RELAY", "DIRECT")
     assert later.data["link_up"] is False
     last = base.await_message(
         lambda m: m.kind is Kind.TELEMETRY and m.source == "comms" and m.name == "hk" and m.t_s >= 30.0,
         timeout_s=30.0,
+        include_history=True,
     )
     assert last.data["downlinked_bytes"] == 0
     assert last.data["queue_event_messages"] > 0

@@ -89,7 +89,7 @@ class TestTable:
 
     def test_command_ranges_span_every_kind_and_zero(self) -> None:
         params = {p.name: p for p in command_params()}
-        assert set(params) == {"value", "sigma", "seed", "fraction"}
+        assert set(params) == {"value", "sigma", "seed", "fraction", "count"}
         assert params["seed"].integer
         assert params["fraction"].low == 0.0
         assert params["fraction"].high == 1.0
@@ -169,16 +169,16 @@ class TestActuatorFaults:
         load_w = power.read()["load_power_w"]
         injector.request_inject(fault("power", "stuck", actuator="load_t4"))
         step(injector)
-        power.command("load_t4", True)  # acknowledged: no BoardError
+        power.command("load_t4", False)  # acknowledged: no BoardError (T4 is on at start)
         step(injector, 3)
         assert power.read()["load_power_w"] == pytest.approx(load_w)
         with pytest.raises(BoardError, match="load_t4"):
             power.command("load_t4", 3)  # the board's own range check still answers
         injector.request_clear("power", "stuck", actuator="load_t4")
         step(injector)
-        power.command("load_t4", True)
+        power.command("load_t4", False)
         step(injector)
-        assert power.read()["load_power_w"] == pytest.approx(float(load_w) + 1500.0)
+        assert power.read()["load_power_w"] == pytest.approx(float(load_w) - 1500.0)
 
     def test_heater_stuck_runs_at_its_duty_whatever_is_commanded(self) -> None:
         injector = rig()
@@ -195,9 +195,9 @@ class TestPhysicsFaults:
         injector = rig()
         reactor = injector.boards["reactor"]
         reactor.heartbeat()
-        reactor.command("rod_target", 0.62)
+        reactor.command("rod_target", 0.65)  # supercritical cold ($0.25): critical near 0.63
         model = injector.world.reactor
-        while model.fission_power_w < 0.002 * model.RATED_FISSION_POWER_W:
+        while model.fission_power_w < 0.002 * model.rated_thermal_power_w:
             reactor.heartbeat()
             step(injector)
             assert injector.world.frame < 2000
@@ -391,6 +391,7 @@ class TestRequests:
             "sigma": 0.0,
             "seed": 0,
             "fraction": 0.0,
+            "count": 0,
         }
 
 
