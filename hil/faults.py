@@ -594,6 +594,61 @@ KINDS: Final[Mapping[str, FaultKind]] = {
             boards=("thermal",),
             params=(Param("count", "heat pipes failed", "pipes", 1, 16, 1, integer=True),),
         ),
+        FaultKind(
+            "converter_loss",
+            summary="`count` of the reactor's 4 Stirling converters stop; the core follows the lower "
+            "heat draw by its temperature feedback (ReactorModel.fail_converters). Clearing restarts them.",
+            observable="converter_ok false, converters_running down and electric_power_w down in "
+            "tlm.reactor.hk (1 lost: about 7.3 kWe); 2 lost at rated power: fuel near 835 C and a "
+            "reactor_setback (without supervision the board trips at 840 C).",
+            build=physics(
+                lambda model, spec: _reactor(model).fail_converters(_count(spec)),
+                lambda model, _spec: _reactor(model).fail_converters(0),
+            ),
+            boards=("reactor",),
+            params=(Param("count", "converters stopped", "converters", 1, 4, 1, integer=True),),
+        ),
+        FaultKind(
+            "heat_pipe_failure",
+            summary="`count` of the core's 8 sodium heat pipes fail: the heat they can carry to the "
+            "converters falls in proportion (ReactorModel.fail_heat_pipes). Clearing restores them.",
+            observable="heat_pipes_ok down and a reactor_alarm (quantity heat_pipes) in tlm.reactor.hk; "
+            "4 lost at rated power: about 25 kW removed and 6.2 kWe, fuel peaking near 830 C and "
+            "settling back near 800 C, no trip.",
+            build=physics(
+                lambda model, spec: _reactor(model).fail_heat_pipes(_count(spec)),
+                lambda model, _spec: _reactor(model).fail_heat_pipes(0),
+            ),
+            boards=("reactor",),
+            params=(Param("count", "heat pipes failed", "pipes", 1, 8, 1, integer=True),),
+        ),
+        FaultKind(
+            "rod_stuck",
+            summary="The control rod drive jams where the rod is: targets are ignored and a trip "
+            "cannot insert the rod (ReactorModel.stick_rod); only temperature feedback protects "
+            "the core. Clearing frees the drive.",
+            observable="a reactor_alarm (quantity rod_drive) 5 s after a commanded move or a trip "
+            "that the rod does not follow; rod_position constant in tlm.reactor.hk; a trip latches "
+            "with the rod still out.",
+            build=physics(
+                lambda model, _spec: _reactor(model).stick_rod(True),
+                lambda model, _spec: _reactor(model).stick_rod(False),
+            ),
+            boards=("reactor",),
+        ),
+        FaultKind(
+            "reactivity_insertion",
+            summary="An external reactivity step of `value` dollars (a reflector shift, a core "
+            "compaction) (ReactorModel.insert_reactivity). Clearing removes it.",
+            observable="positive: power and period jump in tlm.reactor.hk; $0.08 at rated power trips "
+            "the board on overpower within a second. Negative: power falls and the fuel cools.",
+            build=physics(
+                lambda model, spec: _reactor(model).insert_reactivity(spec.param("value")),
+                lambda model, _spec: _reactor(model).insert_reactivity(0.0),
+            ),
+            boards=("reactor",),
+            params=(Param("value", "reactivity step", "$", -10.0, 1.0),),
+        ),
     )
 }
 

@@ -87,3 +87,34 @@ def test_link_loss_closes_no_link_whatever_is_in_view() -> None:
     injector.request_clear("comms", "link_loss")
     step(injector)
     assert reading(injector, "comms", "downlink_rate_bps") > 0
+
+
+def test_converter_loss_and_heat_pipe_failure_show_on_the_reactor_board() -> None:
+    injector = FaultInjector(World(seed=3, frame_period_s=1.0, params={"reactor": {"start": "power"}}), None)
+    step(injector, 5)
+    assert reading(injector, "reactor", "converters_running") == 4
+    injector.request_inject(fault("reactor", "converter_loss", count=1))
+    injector.request_inject(fault("reactor", "heat_pipe_failure", count=2))
+    step(injector)
+    assert reading(injector, "reactor", "converters_running") == 3
+    assert reading(injector, "reactor", "heat_pipes_ok") == 6
+    injector.request_clear("reactor", "converter_loss")
+    injector.request_clear("reactor", "heat_pipe_failure")
+    step(injector)
+    assert reading(injector, "reactor", "converters_running") == 4
+    assert reading(injector, "reactor", "heat_pipes_ok") == 8
+
+
+def test_stuck_rod_ignores_a_scram_and_positive_reactivity_raises_power() -> None:
+    injector = FaultInjector(World(seed=3, frame_period_s=1.0, params={"reactor": {"start": "power"}}), None)
+    step(injector, 5)
+    rod = reading(injector, "reactor", "rod_position")
+    power_w = reading(injector, "reactor", "fission_power_w")
+    injector.request_inject(fault("reactor", "rod_stuck"))
+    injector.request_inject(fault("reactor", "reactivity_insertion", value=0.02))
+    step(injector)
+    assert reading(injector, "reactor", "fission_power_w") > power_w
+    injector.boards["reactor"].command("scram", True)
+    step(injector, 3)
+    assert injector.boards["reactor"].read()["tripped"] is True
+    assert reading(injector, "reactor", "rod_position") == rod  # the trip could not insert it
