@@ -41,7 +41,7 @@ from fsw.bus import LINGER_MS, connect, unpack_body
 from fsw.deployment import Deployment, ProcessSpec
 from fsw.dictionary import ArgType, Dictionary, EventDef, Point, Severity
 from fsw.errors import CodecError
-from fsw.messages import Kind
+from fsw.messages import Kind, Message, Sequencer, encode
 from fsw.process import Process
 from fsw.run import RunOptions
 from fsw.timesource import TimeSource
@@ -64,6 +64,10 @@ class Participant:
     def due(self, frame: int) -> bool:
         """Whether the participant has work in ``frame``."""
         return any(frame % n == 0 for n in self.every)
+
+
+#: Topic prefix of the ticks sent to each participant (``tick.clock.<name>``).
+TICK_PREFIX: Final = b"tick.clock."
 
 
 class FrameClock(Process):
@@ -110,6 +114,8 @@ class FrameClock(Process):
         self._paced_start_s = 0.0
         self._paced_start_frame = 0
         self._reports: zmq.Socket[bytes] | None = None
+        self._ticks: zmq.Socket[bytes] | None = None
+        self._tick_sequencer = Sequencer()
         self._state_path = deployment.state_dir / "clock.json"
         self._saved_at_s = -SAVE_PERIOD_S
         self._rate_frames = 0
@@ -131,11 +137,42 @@ class FrameClock(Process):
             bind=True,
         )
         self.add_reader(self._reports, self._on_reports)
+        self._ticks = connect(
+            self.context,
+            zmq.XPUB,
+            self.deployment.bus.ticks,
+            high_water_mark=self.deployment.bus.high_water_mark,
+            bind=True,
+        )
+        self._ticks.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscription, so every joiner gets its hello
+        self.add_reader(self._ticks, self._on_tick_subscriptions)
 
     def _close_extra_sockets(self) -> None:
-        if self._reports is not None:
-            self._reports.close(linger=LINGER_MS)
-            self._reports = None
+        for socket in (self._reports, self._ticks):
+            if socket is not None:
+                socket.close(linger=LINGER_MS)
+        self._reports = self._ticks = None
+
+    def _on_tick_subscriptions(self) -> None:
+        """Answer each participant's tick subscription with a hello on the tick socket."""
+        if self._ticks is None:
+            return
+        for _ in range(1000):
+            try:
+                notice = self._ticks.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if notice[:1] != b"\x01" or not notice.startswith(b"\x01" + TICK_PREFIX):
+                continue
+            name = notice[1 + len(TICK_PREFIX) :].decode(errors="replace")
+            self._send_tick(name, {"frame": -1, "hello": True}, self.mission_time_s)
+
+    def _send_tick(self, name: str, data: dict[str, Any], t_s: float) -> None:
+        if self._ticks is None:
+            return
+        message = Message(Kind.TICK, self.name, name, t_s, self._tick_sequencer.next(Kind.TICK), data)
+        with contextlib.suppress(zmq.Again):
+            self._ticks.send_multipart(encode(message), zmq.NOBLOCK)
 
     def setup(self) -> None:
         """Resume the frame count of this run, if a previous clock left one."""
@@ -273,9 +310,9 @@ class FrameClock(Process):
         if self.bus is not None:
             self.bus.mission_time_s = t_s
             data = {"frame": frame, "period_s": self.period_s}
+            for name in due:  # the participants first, straight: they are the frame's critical path
+                self._send_tick(name, data, t_s)
             self.bus.publish(Kind.TICK, "frame", data, t_s)
-            for name in due:
-                self.bus.publish(Kind.TICK, name, data, t_s)
         self.next_frame = frame + 1
         self._tick_sent_s = now_s
         self._due = set(due)

@@ -14,6 +14,7 @@ file at all. Every error names the file and the key::
     frame_period_s = 0.1           # one minor frame
     frame_timeout_s = 2.0          # lockstep: wall time to wait for a late participant
     start_timeout_s = 30.0         # lockstep: wall time to wait for every participant to join
+    housekeeping_period_s = 1.0    # mission time between two clock housekeeping packets
 
     [bus]
     publish = "ipc://{run_dir}/pub"        # publishers connect here (broker XSUB)
@@ -21,6 +22,7 @@ file at all. Every error names the file and the key::
     command = "ipc://{run_dir}/cmd"        # commanders connect here (router)
     dispatch = "ipc://{run_dir}/dispatch"  # processes receive commands here (router)
     frames = "ipc://{run_dir}/frames"      # frame reports to the clock
+    ticks = "ipc://{run_dir}/ticks"        # the clock's ticks to each participant, direct
     status = "ipc://{run_dir}/status"      # supervisor status queries
     high_water_mark = 10000
     heartbeat_period_s = 1.0
@@ -90,6 +92,7 @@ class ClockConfig:
     frame_period_s: float = 0.1
     frame_timeout_s: float = 2.0
     start_timeout_s: float = 30.0
+    housekeeping_period_s: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ class BusConfig:
     dispatch: str
     frames: str
     status: str
+    ticks: str = ""
     high_water_mark: int = 10000
     heartbeat_period_s: float = 1.0
     command_timeout_s: float = 1.0
@@ -119,6 +123,9 @@ class ProcessSpec:
     lockstep: bool = True
     start_after: tuple[str, ...] = ()
     board: Mapping[str, Any] | None = None
+    #: Publish the board's traffic as telemetry (``board_sample``, ...): what recordings
+    #: replay. Off saves a message per board read on long simulated runs.
+    board_tap: bool = True
     params: Mapping[str, Any] = field(default_factory=dict)
     restart: RestartPolicy = field(default_factory=RestartPolicy)
 
@@ -164,6 +171,7 @@ _BUS_ENDPOINTS: Final = {
     "command": "ipc://{run_dir}/cmd",
     "dispatch": "ipc://{run_dir}/dispatch",
     "frames": "ipc://{run_dir}/frames",
+    "ticks": "ipc://{run_dir}/ticks",
     "status": "ipc://{run_dir}/status",
 }
 
@@ -323,6 +331,7 @@ def _processes(
             lockstep=_get(table, "lockstep", bool, True, source, where),
             start_after=tuple(start_after),
             board=board,
+            board_tap=_get(table, "board_tap", bool, True, source, where),
             params=params,
             restart=policy,
         )

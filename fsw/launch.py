@@ -38,7 +38,7 @@ def framework_spec(deployment: Deployment, name: str) -> ProcessSpec:
             entry=CLOCK.entry,
             lockstep=False,
             restart=deployment.restart,
-            housekeeping_period_s=1.0,
+            housekeeping_period_s=deployment.clock.housekeeping_period_s,
         )
     return deployment.process(name)
 

@@ -53,7 +53,7 @@ from fsw.dictionary import (
 )
 from fsw.errors import BoardError, BoardLinkLost, CodecError, CommandRejected, FswError
 from fsw.log import configure_logging, get_logger
-from fsw.messages import Kind, Message, Sequencer
+from fsw.messages import Kind, Message, Sequencer, decode
 from fsw.run import RunOptions
 from fsw.timesource import MonotonicTime, TimeSource
 
@@ -651,7 +651,10 @@ class FlightProcess(Process):
 
     The process tells the clock, when it joins, every how many frames it has
     work (its control cycle and its housekeeping); the clock sends it a tick
-    (``tick.clock.<name>``) only on those frames and waits only for those.
+    (``tick.clock.<name>``) only on those frames and waits only for those. Ticks
+    come straight from the clock's tick socket (``[bus] ticks``), a hop shorter
+    than the broker; the process joins once the clock has answered its tick
+    subscription with a hello, so no tick is sent before it can arrive.
     """
 
     frame_participant: ClassVar[bool] = True
@@ -670,6 +673,10 @@ class FlightProcess(Process):
         self._frames_per_cycle = spec.frames_per_cycle(period_s)
         self._frames_per_housekeeping = spec.frames_per_housekeeping(period_s)
         self._frames: zmq.Socket[bytes] | None = None
+        self._ticks: zmq.Socket[bytes] | None = None
+        #: The clock answered this process's tick subscription (the direct tick path works).
+        self._tick_path_up = False
+        self._join_pending = False
         self._frame_error_event_s = -FRAME_ERROR_EVENT_INTERVAL_S
         self._frame_errors_reported = 0
 
@@ -677,8 +684,8 @@ class FlightProcess(Process):
         """Run one control cycle. Board reads see the world at this frame."""
 
     def subscriptions(self) -> tuple[bytes, ...]:
-        """This process's own ticks plus whatever the subclass adds (:meth:`extra_subscriptions`)."""
-        return (f"tick.clock.{self.name}".encode(), *self.extra_subscriptions())
+        """What the subclass adds (:meth:`extra_subscriptions`); ticks come on the direct tick path."""
+        return self.extra_subscriptions()
 
     def extra_subscriptions(self) -> tuple[bytes, ...]:
         """Topic prefixes this process wants besides ticks."""
@@ -687,8 +694,10 @@ class FlightProcess(Process):
     def setup(self) -> None:
         """Open the board named in the deployment, tapped so its traffic is telemetry."""
         board = self.open_board()
-        if board is not None:
+        if board is not None and self.spec.board_tap:
             self.board = TappedBoard(board, self.telemetry, lambda: self.frame)
+        else:
+            self.board = board
 
     def teardown(self) -> None:
         """Close the board."""
@@ -705,17 +714,56 @@ class FlightProcess(Process):
             self.deployment.bus.frames,
             high_water_mark=self.deployment.bus.high_water_mark,
         )
+        self._ticks = connect(
+            self.context,
+            zmq.SUB,
+            self.deployment.bus.ticks,
+            high_water_mark=self.deployment.bus.high_water_mark,
+        )
+        self._ticks.setsockopt(zmq.SUBSCRIBE, f"tick.clock.{self.name}".encode())
+        self.add_reader(self._ticks, self._on_direct_ticks)
 
     def _close_extra_sockets(self) -> None:
-        if self._frames is not None:
-            self._frames.close(linger=LINGER_MS)
-            self._frames = None
+        for socket in (self._frames, self._ticks):
+            if socket is not None:
+                socket.close(linger=LINGER_MS)
+        self._frames = self._ticks = None
+
+    def _on_direct_ticks(self) -> None:
+        """Ticks from the clock's own socket (one hop, not through the broker), and its hello."""
+        if self._ticks is None:
+            return
+        for _ in range(MAX_MESSAGES_PER_PASS):
+            try:
+                frames = self._ticks.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                if len(frames) != 2:
+                    msg = f"tick has {len(frames)} frames, expected 2"
+                    raise CodecError(msg)
+                message = decode(frames[0], frames[1])
+            except CodecError as exc:
+                self.log.warning("malformed_tick", reason=str(exc))
+                continue
+            if message.data.get("hello") is True:
+                self._tick_path_up = True
+                self._send_join()
+            else:
+                self._handle(message)
 
     def _on_registered(self) -> None:
         if self.board is not None:
             self.telemetry("board_description", {"description": self.board.description.to_map()})
-        self._report("join", self.frame, every=[self._frames_per_cycle, self._frames_per_housekeeping])
+        self._join_pending = True
+        self._send_join()
         self._complete_join()
+
+    def _send_join(self) -> None:
+        """Tell the clock this process takes part, once registered and its tick path is up."""
+        if self._join_pending and self._tick_path_up:
+            self._join_pending = False
+            self._report("join", self.frame, every=[self._frames_per_cycle, self._frames_per_housekeeping])
 
     def _report(self, name: str, frame: int, **extra: Any) -> None:
         if self._frames is None or not self.spec.lockstep:

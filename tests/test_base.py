@@ -245,11 +245,12 @@ class TestMalformed:
             pub.connect(base.deployment.bus.publish)
             dealer.connect(base.deployment.bus.command)
             # Publish until a flight process reports it (the PUB may join late: keep sending).
+            # Topics the subsystems listen to: their own heartbeat echo, power's housekeeping.
             junk = [
-                [b"tick.clock.power", b"\xc1not msgpack"],
-                [b"tick.clock.power"],
-                [b"tick.clock.thermal", msgpack.packb({"v": 1, "kind": "tick"}), b"extra"],
-                [b"tick.clock.comms", msgpack.packb([1, 2, 3])],
+                [b"hb.power.hb", b"\xc1not msgpack"],
+                [b"hb.power.hb"],
+                [b"tlm.power.hk", msgpack.packb({"v": 1, "kind": "tlm"}), b"extra"],
+                [b"hb.comms.hb", msgpack.packb([1, 2, 3])],
             ]
 
             def send_junk() -> None:

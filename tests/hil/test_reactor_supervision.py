@@ -201,7 +201,8 @@ def test_bad_parameters_are_config_errors_naming_the_key(params: dict[str, Any],
 
 def test_a_base_started_at_power_runs_shuts_down_and_reports(hil_base: Callable[..., HilBase]) -> None:
     deployment = merge_toml(DEFAULT_DEPLOYMENT, '[processes.simulator.params.reactor]\nstart = "power"\n')
-    base = hil_base(deployment, "--speed", "max", "--duration", "5min", "--seed", "2")
+    # Long enough that the base still runs when the shutdown goes out, under any load.
+    base = hil_base(deployment, "--speed", "max", "--duration", "15min", "--seed", "2")
     base.await_telemetry("reactor", "mode", "POWER")
     base.assert_telemetry("reactor", "fuel_temp_c", within_range(790.0, 810.0))
     base.assert_telemetry("reactor", "electric_power_w", within_range(1000.0, 10_000.0))

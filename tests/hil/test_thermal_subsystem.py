@@ -255,11 +255,12 @@ def test_the_process_drives_heaters_counts_limit_transitions_and_keeps_statistic
 def test_a_base_whose_power_sheds_puts_thermal_in_survival(hil_base: Callable[..., HilBase]) -> None:
     # A battery at 12 % (depth of discharge 0.88): power sheds from its first cycle.
     deployment = merge_toml(DEFAULT_DEPLOYMENT, "[processes.simulator.params.power]\ninitial_soc = 0.12\n")
-    base = hil_base(deployment, "--speed", "max", "--duration", "30s", "--seed", "1")
+    # A long duration: the base must still run when the command below goes out (stopped at the end).
+    base = hil_base(deployment, "--speed", "max", "--duration", "1h", "--seed", "1")
     changed = base.await_event("thermal_mode_changed", "thermal", include_history=True, timeout_s=30.0)
     assert changed.data["mode"] == SURVIVAL
     assert changed.data["cause"] == "power"
-    base.await_telemetry("thermal", "survival_cause", "power", timeout_s=30.0)
+    base.await_telemetry("thermal", "survival_cause", "power", timeout_s=30.0, include_history=True)
     outcome = base.send_command("thermal", "set_mode", {"mode": NOMINAL})
     assert outcome.status == "rejected"
     assert "power is" in outcome.reason
