@@ -422,6 +422,14 @@ def _count(spec: FaultSpec) -> int:
     return int(spec.param("count"))
 
 
+def _counted(cls: type[_M], hook: Callable[[_M, int], None]) -> EffectBuilder:
+    """A fault that calls ``hook(model, count)`` and clears with ``hook(model, 0)``."""
+    return physics(
+        lambda model, spec: hook(_model(model, cls), _count(spec)),
+        lambda model, _spec: hook(_model(model, cls), 0),
+    )
+
+
 def _noise_rng(spec: FaultSpec, run_seed: int) -> random.Random:
     seed = int(spec.params.get("seed", 0))
     # String seeds are hashed deterministically (SHA-512), unlike hash().
@@ -587,10 +595,7 @@ KINDS: Final[Mapping[str, FaultKind]] = {
             "(ThermalModel.fail_heat_pipes). Clearing repairs them.",
             observable="as radiator_damage with count/16 of the area: 4 failed give about 100 C and the "
             "board flag reactor_radiator_temp_out_of_limits.",
-            build=physics(
-                lambda model, spec: _model(model, ThermalModel).fail_heat_pipes(_count(spec)),
-                lambda model, _spec: _model(model, ThermalModel).fail_heat_pipes(0),
-            ),
+            build=_counted(ThermalModel, ThermalModel.fail_heat_pipes),
             boards=("thermal",),
             params=(Param("count", "heat pipes failed", "pipes", 1, 16, 1, integer=True),),
         ),
@@ -601,10 +606,7 @@ KINDS: Final[Mapping[str, FaultKind]] = {
             observable="converter_ok false, converters_running down and electric_power_w down in "
             "tlm.reactor.hk (1 lost: about 7.3 kWe); 2 lost at rated power: fuel near 835 C and a "
             "reactor_setback (without supervision the board trips at 840 C).",
-            build=physics(
-                lambda model, spec: _reactor(model).fail_converters(_count(spec)),
-                lambda model, _spec: _reactor(model).fail_converters(0),
-            ),
+            build=_counted(ReactorModel, ReactorModel.fail_converters),
             boards=("reactor",),
             params=(Param("count", "converters stopped", "converters", 1, 4, 1, integer=True),),
         ),
@@ -615,10 +617,7 @@ KINDS: Final[Mapping[str, FaultKind]] = {
             observable="heat_pipes_ok down and a reactor_alarm (quantity heat_pipes) in tlm.reactor.hk; "
             "4 lost at rated power: about 25 kW removed and 6.2 kWe, fuel peaking near 830 C and "
             "settling back near 800 C, no trip.",
-            build=physics(
-                lambda model, spec: _reactor(model).fail_heat_pipes(_count(spec)),
-                lambda model, _spec: _reactor(model).fail_heat_pipes(0),
-            ),
+            build=_counted(ReactorModel, ReactorModel.fail_heat_pipes),
             boards=("reactor",),
             params=(Param("count", "heat pipes failed", "pipes", 1, 8, 1, integer=True),),
         ),

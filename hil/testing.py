@@ -122,6 +122,20 @@ def _as_predicate(expected: Any) -> Predicate:
 # ----------------------------------------------------------------------- deployment text
 
 
+def final_heartbeat(source: str) -> Callable[[Message], bool]:
+    """Matches the final heartbeat of ``source`` (state ``stopping``, with its run statistics)."""
+
+    def matches(message: Message) -> bool:
+        return (
+            message.kind is Kind.HEARTBEAT
+            and message.source == source
+            and message.data.get("state") == "stopping"
+            and isinstance(message.data.get("statistics"), dict)
+        )
+
+    return matches
+
+
 def merge_toml(base: str, *layers: str) -> str:
     """Return ``base`` with each TOML ``layer`` merged in, key by key (later layers win)."""
     merged: dict[str, Any] = toml_reader.loads(base)
@@ -442,6 +456,17 @@ class HilBase:
 
     # ------------------------------------------------------------------- events
 
+    def await_statistics(self, source: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+        """The run statistics ``source`` sends in its final heartbeat, when the run ends.
+
+        Blocks until then (a run with ``--duration`` ends on its own); raises
+        :class:`HilAssertionError` if they do not come within ``timeout_s``.
+        """
+        message = self.await_message(
+            final_heartbeat(source), timeout_s, include_history=True, what=f"statistics of {source}"
+        )
+        return dict(message.data["statistics"])
+
     def await_event(
         self,
         name: str,
@@ -497,6 +522,7 @@ __all__ = [
     "any_of",
     "boards_layer",
     "equal_to",
+    "final_heartbeat",
     "greater_than",
     "is_not",
     "less_than",

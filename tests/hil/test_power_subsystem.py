@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from fsw.messages import Kind, Message
-from hil.testing import HilBase, less_than, merge_toml
+from hil.testing import HilBase, final_heartbeat, less_than, merge_toml
 from subsystems.deployment import DEFAULT_DEPLOYMENT
 
 RATINGS_W = (3000.0, 8000.0, 2500.0, 1500.0)
@@ -77,7 +76,7 @@ def test_sheds_highest_tier_first_restores_with_hysteresis_and_counts_energy_not
     assert max(v for _, v in dods) > 0.75  # it went deep...
     assert all(t > 120.0 for t, v in dods if v < 0.70)  # ...and came back under 0.70 only in sunlight
 
-    stopping = base.await_message(_final_heartbeat("power"), timeout_s=60.0)
+    stopping = base.await_message(final_heartbeat("power"), timeout_s=60.0)
     stats = stopping.data["statistics"]
     base.assert_event_count(4, "load_shed", "power")
     base.assert_event_count(1, "load_restored", "power")  # T2 (8 kW) waits: the surplus cannot cover it
@@ -97,15 +96,3 @@ def test_sheds_highest_tier_first_restores_with_hysteresis_and_counts_energy_not
     assert stats["reactor_energy_kwh"] == 0.0
     assert stats["load_energy_kwh"] > 0.0
     assert base.telemetry_history("power", "tiers_shed")[-1][1] == 0b1110
-
-
-def _final_heartbeat(source: str) -> Callable[[Message], bool]:
-    def matches(message: Message) -> bool:
-        return (
-            message.kind is Kind.HEARTBEAT
-            and message.source == source
-            and message.data.get("state") == "stopping"
-            and isinstance(message.data.get("statistics"), dict)
-        )
-
-    return matches
