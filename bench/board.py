@@ -21,6 +21,8 @@ import statistics
 import time
 from pathlib import Path
 
+import report
+
 from fsw.board import open_board
 from hil.board_server import BoardServer, open_pty, serve_once
 from hil.physics import World
@@ -113,6 +115,9 @@ def _run_child(target: object) -> tuple[multiprocessing.Process, str, multiproce
     return child, str(receive.recv()), stop
 
 
+SECTION = "## Board round trip over a pseudo-terminal"
+
+
 def main() -> int:
     """Run the rounds, print the table, optionally append it to docs/performance.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -149,16 +154,17 @@ def main() -> int:
     table = "\n".join(lines)
     print(table)
     if args.write is not None:
-        with args.write.open("a", encoding="utf-8") as out:
-            out.write(
-                "\n## Board round trip over a pseudo-terminal\n\n"
-                f"`python bench/board.py --rounds {args.rounds} --exchanges {args.exchanges} "
-                f"--write {args.write}`: "
-                "medians over the rounds of each round's percentiles; the raw echo (48 bytes, no "
-                "protocol, a child echoing a pty) was measured in the same run, interleaved. The "
-                "SYNC exchange includes stepping the simulated world one frame.\n\n"
-                f"{table}\n"
-            )
+        report.replace_section(
+            args.write,
+            SECTION,
+            SECTION + "\n\n"
+            f"`python bench/board.py --rounds {args.rounds} --exchanges {args.exchanges} "
+            f"--write {args.write}`: "
+            "medians over the rounds of each round's percentiles; the raw echo (48 bytes, no "
+            "protocol, a child echoing a pty) was measured in the same run, interleaved. The "
+            "SYNC exchange includes stepping the simulated world one frame.\n\n"
+            f"{table}\n",
+        )
     return 0
 
 

@@ -30,6 +30,8 @@ import tomllib
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import report  # noqa: E402
+
 from fsw.deployment import embedded_text  # noqa: E402
 from hil.physics import World  # noqa: E402
 from hil.physics.world import BOARD_PARAMS  # noqa: E402
@@ -182,18 +184,6 @@ def section(
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace the section in ``path`` (up to the next ``## ``), or append it."""
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    start = old.find(SECTION)
-    if start < 0:
-        path.write_text(old.rstrip() + "\n\n" + text, encoding="utf-8")
-        return
-    end = old.find("\n## ", start + len(SECTION))
-    rest = old[end + 1 :] if end >= 0 else ""
-    path.write_text(old[:start] + text + ("\n" + rest if rest else ""), encoding="utf-8")
-
-
 def main() -> int:
     """Measure, plot, report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -212,7 +202,7 @@ def main() -> int:
     text = section(args, summary, world_s_per_frame, plots)
     print(text)
     if args.write is not None:
-        write_section(args.write, text)
+        report.replace_section(args.write, SECTION, text)
     return 0
 
 

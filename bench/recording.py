@@ -45,6 +45,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(ROOT))
 
+import report  # noqa: E402
+
 from fsw import run as run_module  # noqa: E402
 from fsw.bus import Bus, CommandClient  # noqa: E402
 from fsw.messages import Kind, Message, encode  # noqa: E402
@@ -643,12 +645,7 @@ def write_section(path: Path, text: str) -> bool:
     """Put ``text`` at the end of ``path``, in place of an earlier copy; ``False`` if there is no file."""
     if not path.exists():
         return False
-    current = path.read_text(encoding="utf-8")
-    at = current.find(SECTION)
-    if at >= 0:
-        following = current.find("\n## ", at + len(SECTION))
-        current = current[:at] + (current[following + 1 :] if following >= 0 else "")
-    path.write_text(current.rstrip("\n") + "\n\n" + text, encoding="utf-8")
+    report.replace_section(path, SECTION, text)
     return True
 
 

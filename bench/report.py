@@ -165,6 +165,17 @@ OWN_HEADINGS = (
 )
 
 
+def replace_section(path: Path, heading: str, text: str) -> None:
+    """Put ``text`` (a section starting with ``heading``) at the end of ``path``, in place of
+    an earlier copy (up to the next ``## ``); the file is created if missing."""
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    at = current.find(heading)
+    if at >= 0:
+        following = current.find("\n## ", at + len(heading))
+        current = current[:at] + (current[following + 1 :] if following >= 0 else "")
+    path.write_text((current.rstrip("\n") + "\n\n" if current.strip() else "") + text, encoding="utf-8")
+
+
 def keep_foreign_sections(new: str, old: str) -> str:
     """``new`` plus every section of ``old`` this report did not write (other benchmarks' sections)."""
     foreign = [body for heading, body in sections_of(old) if not heading.startswith(OWN_HEADINGS)]
