@@ -50,12 +50,13 @@ def series(
     *,
     since_s: float | None = None,
     until_s: float | None = None,
+    missing_ok: bool = False,
 ) -> dict[str, Series]:
-    """Read ``points`` from the housekeeping records of ``log`` (file or directory).
+    """Read ``points`` from the housekeeping records of ``log`` (file or directory), in one pass.
 
     Blocking (reads the whole log). Raises :class:`ConfigError` for a malformed point
-    name, a log that cannot be read, or a point the log never holds (naming the points
-    it does hold for that source).
+    name, a log that cannot be read, or (unless ``missing_ok``: then it is left out of
+    the result) a point the log never holds, naming the points it does hold for that source.
     """
     wanted = {name: parse_point(name) for name in points}
     by_source: dict[str, list[tuple[str, str]]] = {}
@@ -80,7 +81,10 @@ def series(
                     target.t_s.append(message.t_s)
                     target.values.append(_number(message.data[point]))
     missing = [name for name, s in out.items() if not s.t_s]
-    if missing:
+    if missing and missing_ok:
+        for name in missing:
+            del out[name]
+    elif missing:
         hints = "; ".join(
             f"{src} has {', '.join(sorted(seen_points[src])[:40]) or 'no housekeeping here'}"
             for src in sorted({wanted[m][0] for m in missing})
