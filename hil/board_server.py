@@ -578,3 +578,85 @@ def serve_once(servers: Sequence[Servable], timeout_s: float) -> int:
         if flags & (select.POLLIN | select.POLLHUP | select.POLLERR):
             server.handle_readable(fd)
     return len(ready)
+
+
+class _Waker:
+    """A pipe whose write end interrupts a serving loop's poll (a :class:`Servable`)."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+
+    def filenos(self) -> tuple[int, ...]:
+        return (self.read_fd,)
+
+    def wants_write(self) -> bool:
+        return False
+
+    def handle_readable(self, fd: int | None = None) -> None:
+        del fd
+        os.read(self.read_fd, 64)
+
+    def handle_writable(self, fd: int | None = None) -> None:
+        del fd
+
+    def wake(self) -> None:
+        os.write(self.write_fd, b"!")
+
+    def close(self) -> None:
+        os.close(self.read_fd)
+        os.close(self.write_fd)
+
+
+class ServingThread(Resource):
+    """Serves ``servers`` with :func:`serve_once` on a thread of its own, until stopped.
+
+    For tests and tools that need a board on the other end of a link in the same
+    process. ``start()`` starts (or restarts after ``stop()``) the thread; ``stop()``
+    wakes it and joins it within ``join_timeout_s``, raising :class:`BoardError` if it
+    does not end; ``close()`` stops it and releases the wake-up pipe (idempotent). The
+    servers themselves stay the caller's to close.
+    """
+
+    def __init__(self, servers: Sequence[Servable], *, join_timeout_s: float = 5.0) -> None:
+        self._servers = list(servers)
+        self._join_timeout_s = join_timeout_s
+        self._waker: _Waker | None = _Waker()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ServingThread:
+        """Start serving; returns ``self``."""
+        if self._waker is None:
+            msg = "the serving thread is closed"
+            raise BoardError(msg)
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="board-server", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        everything: list[Servable] = [*self._servers]
+        if self._waker is not None:
+            everything.append(self._waker)
+        while not self._stop.is_set():
+            serve_once(everything, timeout_s=5.0)
+
+    def stop(self) -> None:
+        """Stop serving (blocks up to ``join_timeout_s``)."""
+        if self._thread is None or self._waker is None:
+            return
+        self._stop.set()
+        self._waker.wake()
+        self._thread.join(timeout=self._join_timeout_s)
+        if self._thread.is_alive():
+            msg = f"board server thread did not stop within {self._join_timeout_s:g} s"
+            raise BoardError(msg)
+        self._thread = None
+
+    def close(self) -> None:
+        """Stop and release the wake-up pipe. Idempotent."""
+        self.stop()
+        if self._waker is not None:
+            self._waker.close()
+            self._waker = None

@@ -33,11 +33,10 @@ from fsw.errors import (
 )
 from hil.board_server import (
     BoardServer,
-    Servable,
+    ServingThread,
     TcpBoardServer,
     close_pty,
     open_pty,
-    serve_once,
 )
 from hil.physics import (
     Coupling,
@@ -98,66 +97,6 @@ def _no_leaks() -> Iterator[None]:
 
 
 # --- serving harness ----------------------------------------------------------------
-
-
-class _Waker:
-    """A pipe that interrupts the serving loop's poll."""
-
-    def __init__(self) -> None:
-        self.read_fd, self.write_fd = os.pipe()
-
-    def filenos(self) -> tuple[int, ...]:
-        return (self.read_fd,)
-
-    def wants_write(self) -> bool:
-        return False
-
-    def handle_readable(self, fd: int | None = None) -> None:
-        os.read(self.read_fd, 64)
-
-    def handle_writable(self, fd: int | None = None) -> None:
-        pass
-
-    def wake(self) -> None:
-        os.write(self.write_fd, b"!")
-
-    def close(self) -> None:
-        os.close(self.read_fd)
-        os.close(self.write_fd)
-
-
-class ServingThread:
-    """Runs ``serve_once`` over ``servers`` in a thread until stopped; restartable."""
-
-    def __init__(self, servers: list[Servable]) -> None:
-        self._servers = servers
-        self._waker = _Waker()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="board-server", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        everything = [*self._servers, self._waker]
-        while not self._stop.is_set():
-            serve_once(everything, timeout_s=5.0)
-
-    def stop(self) -> None:
-        if self._thread is None:
-            return
-        self._stop.set()
-        self._waker.wake()
-        self._thread.join(timeout=5.0)
-        if self._thread.is_alive():
-            pytest.fail("board server thread did not stop")
-        self._thread = None
-
-    def close(self) -> None:
-        self.stop()
-        self._waker.close()
 
 
 class Rig:

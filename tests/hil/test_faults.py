@@ -11,11 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import statistics
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from fsw.deployment import parse
 from fsw.errors import BoardError, BoardLinkLost, BoardTimeout, ConfigError
 from fsw.messages import Kind, Message
 from fsw.run import RunOptions
-from hil.board_server import open_pty, serve_once
+from hil.board_server import ServingThread, open_pty
 from hil.faults import (
     BOARDS,
     KINDS,
@@ -242,27 +240,6 @@ class TestPhysicsFaults:
 # --- silent: a real link ----------------------------------------------------------------
 
 
-class _Waker:
-    def __init__(self) -> None:
-        self.read_fd, self.write_fd = os.pipe()
-
-    def filenos(self) -> tuple[int, ...]:
-        return (self.read_fd,)
-
-    def wants_write(self) -> bool:
-        return False
-
-    def handle_readable(self, fd: int | None = None) -> None:
-        os.read(self.read_fd, 64)
-
-    def handle_writable(self, fd: int | None = None) -> None:
-        del fd
-
-    def close(self) -> None:
-        os.close(self.read_fd)
-        os.close(self.write_fd)
-
-
 @contextlib.contextmanager
 def served(injector: FaultInjector, kind: str) -> Iterator[Board]:
     """Serve ``kind`` on a pty in a thread; yield a real sim board (LinkBoard) on it."""
@@ -270,24 +247,14 @@ def served(injector: FaultInjector, kind: str) -> Iterator[Board]:
     server = FaultyBoardServer(
         injector.boards[kind], master_fd, on_sync=lambda frame, _t: injector.advance_to(frame)
     )
-    waker, stop = _Waker(), threading.Event()
-
-    def run() -> None:
-        while not stop.is_set():
-            serve_once([server, waker], timeout_s=5.0)
-
-    thread = threading.Thread(target=run, name="fault-board-server", daemon=True)
-    thread.start()
     try:
-        with SimBoard(path=slave_path, hello_timeout_s=2.0, lost_after_timeouts=3) as board:
+        with (
+            ServingThread([server]).start(),
+            SimBoard(path=slave_path, hello_timeout_s=2.0, lost_after_timeouts=3) as board,
+        ):
             yield board
     finally:
-        stop.set()
-        os.write(waker.write_fd, b"!")
-        thread.join(timeout=5.0)
         server.close()
-        waker.close()
-        assert not thread.is_alive()
 
 
 class TestSilent:

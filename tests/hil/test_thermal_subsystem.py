@@ -5,8 +5,6 @@ with the simulated board, over a real board link, and in a running base.
 from __future__ import annotations
 
 import contextlib
-import os
-import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -16,7 +14,7 @@ from fsw.errors import CommandRejected, ConfigError
 from fsw.messages import Kind, Message
 from fsw.process import Frame
 from fsw.run import RunOptions
-from hil.board_server import TcpBoardServer, serve_once
+from hil.board_server import ServingThread, TcpBoardServer
 from hil.physics import World
 from hil.testing import HilBase, merge_toml
 from subsystems.deployment import DEFAULT_DEPLOYMENT
@@ -149,30 +147,6 @@ def test_survival_bands_keep_the_hardware_alive_with_life_support_shed() -> None
 # --- the process over a real board link ------------------------------------------------------
 
 
-class _Waker:
-    """A pipe that interrupts the serving loop's poll."""
-
-    def __init__(self) -> None:
-        self.read_fd, self.write_fd = os.pipe()
-
-    def filenos(self) -> tuple[int, ...]:
-        return (self.read_fd,)
-
-    def wants_write(self) -> bool:
-        return False
-
-    def handle_readable(self, fd: int | None = None) -> None:
-        del fd
-        os.read(self.read_fd, 64)
-
-    def handle_writable(self, fd: int | None = None) -> None:
-        del fd
-
-    def close(self) -> None:
-        os.close(self.read_fd)
-        os.close(self.write_fd)
-
-
 @contextlib.contextmanager
 def served_thermal_board(world: World) -> Iterator[tuple[str, int]]:
     """Serve ``world.thermal`` over TCP in a thread (SYNC advances the world); yield the address."""
@@ -180,22 +154,8 @@ def served_thermal_board(world: World) -> Iterator[tuple[str, int]]:
         server = stack.enter_context(
             TcpBoardServer(world.thermal, on_sync=lambda frame, _t_s: world.advance_to(frame))
         )
-        waker = _Waker()
-        stack.callback(waker.close)
-        stop = threading.Event()
-
-        def serve() -> None:
-            while not stop.is_set():
-                serve_once([server, waker], timeout_s=5.0)
-
-        thread = threading.Thread(target=serve, name="thermal-board", daemon=True)
-        thread.start()
-        try:
-            yield server.address
-        finally:
-            stop.set()
-            os.write(waker.write_fd, b"!")
-            thread.join(timeout=5.0)
+        stack.enter_context(ServingThread([server]).start())
+        yield server.address
 
 
 def thermal_process(host: str, port: int) -> ThermalProcess:
