@@ -203,7 +203,8 @@ def test_a_base_started_at_power_runs_shuts_down_and_reports(hil_base: Callable[
     # Long enough that the base still runs when the shutdown goes out, under any load.
     base = hil_base(deployment, "--speed", "max", "--duration", "15min", "--seed", "2")
     base.await_telemetry("reactor", "mode", "POWER")
-    base.assert_telemetry("reactor", "fuel_temp_c", within_range(790.0, 810.0))
+    # Load following moves the fuel a few kelvin (810 C at the first load step), under the 820 C alarm.
+    base.assert_telemetry("reactor", "fuel_temp_c", within_range(780.0, 820.0))
     base.assert_telemetry("reactor", "electric_power_w", within_range(1000.0, 10_000.0))
     base.send_and_assert_command("reactor", "shutdown")
     base.await_telemetry("reactor", "mode", "SHUTDOWN")
