@@ -1,0 +1,225 @@
+"""The base's mode machine: modes, who may move between them, and on what condition.
+
+Built with ``transitions`` from a table beside the model (:data:`TRANSITIONS`): each row
+is a trigger, the modes it leaves, the mode it enters, the named guard (a method of
+:class:`BaseModes` over what fault protection knows), and who may pull it: ``auto``
+(fault protection on its own) or ``ground`` (a command). docs/fault-protection.md has
+the same table.
+
+Modes
+    ``BOOT`` (start, until the first look at the monitors), ``NOMINAL``, ``DEGRADED``
+    (a subsystem impaired, the base working), ``SAFE`` (essential functions only,
+    awaiting ground or an autonomous recovery), ``SURVIVAL`` (energy-starved: minimum
+    loads, survival heaters), ``EMERGENCY`` (reactor trip confirmed: loads shed, the base
+    made safe).
+
+Rules the table keeps: the base never boots blind into ``NOMINAL`` while a red monitor
+stands; it never returns to ``NOMINAL`` on its own while a red monitor stands, nor before
+every monitor has been clear for ``recovery_hold_s`` of mission time; ``EMERGENCY`` is
+left only by a ground command. Every change is a :class:`ModeChange` with its cause.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from transitions import Machine
+
+BOOT: Final = "BOOT"
+NOMINAL: Final = "NOMINAL"
+DEGRADED: Final = "DEGRADED"
+SAFE: Final = "SAFE"
+SURVIVAL: Final = "SURVIVAL"
+EMERGENCY: Final = "EMERGENCY"
+MODES: Final = (BOOT, NOMINAL, DEGRADED, SAFE, SURVIVAL, EMERGENCY)
+
+AUTO: Final = "auto"
+GROUND: Final = "ground"
+
+#: Mode changes kept in memory by :class:`BaseModes`.
+MAX_CHANGES_KEPT: Final = 1000
+
+#: Default mission time every monitor must be clear before an autonomous return to NOMINAL.
+RECOVERY_HOLD_S: Final = 600.0
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the mode table."""
+
+    trigger: str
+    sources: tuple[str, ...]
+    dest: str
+    guard: str
+    who: str
+    text: str
+
+
+_ANY_BUT_EMERGENCY: Final = (BOOT, NOMINAL, DEGRADED, SAFE, SURVIVAL)
+
+#: The mode table. Order matters where one trigger has several rows: the first whose guard holds wins.
+TRANSITIONS: Final = (
+    Rule("boot_complete", (BOOT,), NOMINAL, "no_red", AUTO, "first look at the monitors: none red"),
+    Rule("boot_complete", (BOOT,), SAFE, "any_red", AUTO, "first look at the monitors: a red one stands"),
+    Rule("degrade", (NOMINAL,), DEGRADED, "always", AUTO, "a monitor's response asks for DEGRADED"),
+    Rule("safe", (NOMINAL, DEGRADED), SAFE, "always", AUTO, "a monitor's response or health escalation"),
+    Rule("survival", (NOMINAL, DEGRADED, SAFE), SURVIVAL, "always", AUTO, "energy-starved"),
+    Rule("emergency", _ANY_BUT_EMERGENCY, EMERGENCY, "always", AUTO, "reactor trip confirmed"),
+    Rule("recover", (DEGRADED, SAFE), NOMINAL, "clear_for_hold", AUTO, "every monitor clear for the hold"),
+    Rule("recover", (SURVIVAL,), SAFE, "clear_for_hold", AUTO, "energy back: clear for the hold"),
+    Rule("ground_nominal", (DEGRADED, SAFE, SURVIVAL, EMERGENCY), NOMINAL, "no_red", GROUND, "ground"),
+    Rule("ground_safe", (NOMINAL, DEGRADED, SURVIVAL, EMERGENCY), SAFE, "always", GROUND, "ground"),
+    Rule("ground_degraded", (NOMINAL, SAFE), DEGRADED, "always", GROUND, "ground"),
+)
+
+#: Which trigger a mode request leads to, by who asks.
+_REQUESTS: Final = {
+    (AUTO, DEGRADED): "degrade",
+    (AUTO, SAFE): "safe",
+    (AUTO, SURVIVAL): "survival",
+    (AUTO, EMERGENCY): "emergency",
+    (GROUND, NOMINAL): "ground_nominal",
+    (GROUND, SAFE): "ground_safe",
+    (GROUND, DEGRADED): "ground_degraded",
+}
+
+
+@dataclass(frozen=True)
+class ModeChange:
+    """A change of base mode: from, to, when (mission s), why and by whom."""
+
+    previous: str
+    mode: str
+    t_s: float
+    cause: str
+    by: str
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A mode request the table does not allow now, and why."""
+
+    request: str
+    reason: str
+
+
+@dataclass
+class BaseModes:
+    """The model the machine drives: the mode, and what the guards look at.
+
+    ``red_monitors`` is kept by fault protection (names of monitors now red);
+    ``clear_since_s`` is the mission time since which none has been red (None while one is).
+    Methods with the guards' names are the guards. Pure: no I/O, no wall clock.
+    """
+
+    recovery_hold_s: float = RECOVERY_HOLD_S
+    initial: str = BOOT
+    red_monitors: set[str] = field(default_factory=set)
+    clear_since_s: float | None = 0.0
+    now_s: float = 0.0
+    #: The latest changes, newest last (bounded: the event log keeps the history).
+    changes: deque[ModeChange] = field(default_factory=lambda: deque(maxlen=MAX_CHANGES_KEPT))
+    state: str = field(init=False, default=BOOT)
+
+    def __post_init__(self) -> None:
+        self.machine = Machine(
+            model=self,
+            states=list(MODES),
+            initial=self.initial if self.initial in MODES else BOOT,
+            auto_transitions=False,
+            ignore_invalid_triggers=True,
+            send_event=True,
+            after_state_change="_record",
+        )
+        for rule in TRANSITIONS:
+            self.machine.add_transition(rule.trigger, list(rule.sources), rule.dest, conditions=rule.guard)
+        self._cause = ""
+        self._by = AUTO
+
+    @property
+    def mode(self) -> str:
+        """The current mode."""
+        return str(self.state)
+
+    # guards ------------------------------------------------------------------------
+
+    def always(self, _event: Any = None) -> bool:
+        """No condition."""
+        return True
+
+    def no_red(self, _event: Any = None) -> bool:
+        """No monitor is red."""
+        return not self.red_monitors
+
+    def any_red(self, _event: Any = None) -> bool:
+        """A monitor is red."""
+        return bool(self.red_monitors)
+
+    def clear_for_hold(self, _event: Any = None) -> bool:
+        """No monitor red, and none for ``recovery_hold_s``."""
+        return (
+            not self.red_monitors
+            and self.clear_since_s is not None
+            and self.now_s - self.clear_since_s >= self.recovery_hold_s
+        )
+
+    # inputs ------------------------------------------------------------------------
+
+    def set_red(self, red_monitors: set[str], now_s: float) -> None:
+        """Update which monitors are red at mission time ``now_s``."""
+        if red_monitors and not self.red_monitors:
+            self.clear_since_s = None
+        elif not red_monitors and self.red_monitors:
+            self.clear_since_s = now_s
+        self.red_monitors = set(red_monitors)
+        self.now_s = now_s
+
+    def step(self, now_s: float) -> ModeChange | None:
+        """Autonomous moves due at ``now_s``: finish booting, or recover after the hold."""
+        self.now_s = now_s
+        trigger = "boot_complete" if self.mode == BOOT else "recover"
+        return self._pull(trigger, "monitors clear for the hold" if trigger == "recover" else "boot", AUTO)
+
+    def request(self, mode: str, cause: str, by: str = AUTO) -> ModeChange | Refusal | None:
+        """Ask for ``mode`` (by fault protection, ``auto``, or by ``ground``).
+
+        Returns the change, a :class:`Refusal` saying why the table does not allow it,
+        or None when the base is in ``mode`` already.
+        """
+        if mode == self.mode:
+            return None
+        trigger = _REQUESTS.get((by, mode))
+        if trigger is None:
+            allowed = sorted(m for (who, m) in _REQUESTS if who == by)
+            return Refusal(mode, f"{by} may not ask for {mode} (may ask for: {', '.join(allowed)})")
+        change = self._pull(trigger, cause, by)
+        if change is not None:
+            return change
+        if self.mode == EMERGENCY and by == AUTO:
+            return Refusal(mode, "EMERGENCY is left only by a ground command")
+        if not self.no_red() and mode == NOMINAL:
+            return Refusal(mode, f"red monitors stand: {', '.join(sorted(self.red_monitors))}")
+        return Refusal(mode, f"no transition from {self.mode} to {mode}")
+
+    def _pull(self, trigger: str, cause: str, by: str) -> ModeChange | None:
+        mode = self.mode
+        self._cause, self._by = cause, by
+        getattr(self, trigger)()
+        return self.changes[-1] if self.mode != mode else None
+
+    def _record(self, event: Any) -> None:
+        self.changes.append(
+            ModeChange(event.transition.source, event.transition.dest, self.now_s, self._cause, self._by)
+        )
+
+
+__all__ = [
+    "MODES",
+    "TRANSITIONS",
+    "BaseModes",
+    "ModeChange",
+    "Refusal",
+    "Rule",
+]
