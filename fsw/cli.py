@@ -22,6 +22,7 @@ from fsw import deployment as deployment_module
 from fsw.board import board_backends
 from fsw.bus import CommandOutcome
 from fsw.deployment import Deployment
+from fsw.dictionary import parse_assignments
 from fsw.errors import ConfigError, FswError
 from fsw.log import configure_logging
 from fsw.run import RunOptions, parse_duration, parse_speed
@@ -303,21 +304,6 @@ def _arg_text(arg: dict[str, Any]) -> str:
     if "default" in arg:
         text += f" = {arg['default']!r}"
     return text
-
-
-def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
-    """Turn ``key=value`` words into arguments; values are JSON where they parse, else strings."""
-    args: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            msg = f"argument {item!r} is not key=value"
-            raise ConfigError(msg)
-        try:
-            args[key] = json.loads(value)
-        except ValueError:
-            args[key] = value
-    return args
 
 
 def cmd_cmd(args: argparse.Namespace) -> int:

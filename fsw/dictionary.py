@@ -14,12 +14,13 @@ ground systems can use it.
 from __future__ import annotations
 
 import enum
+import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from fsw.errors import CommandRejected, DictionaryError
+from fsw.errors import CommandRejected, ConfigError, DictionaryError
 
 
 class Severity(str, enum.Enum):
@@ -187,6 +188,23 @@ class CommandDef:
         checked = {a.name: a.default for a in self.args if a.name not in args}
         checked.update({name: declared[name].check(value) for name, value in args.items()})
         return checked
+
+
+def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
+    """Turn ``key=value`` words into command arguments; values are JSON where they parse,
+    else strings (``tier=4 on=false mode=SURVIVAL``). Raises :class:`ConfigError` for a
+    word that is not ``key=value``."""
+    args: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            msg = f"argument {item!r} is not key=value"
+            raise ConfigError(msg)
+        try:
+            args[key] = json.loads(value)
+        except ValueError:
+            args[key] = value
+    return args
 
 
 #: Commands every process answers.

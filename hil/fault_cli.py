@@ -24,8 +24,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from fsw.bus import CommandClient, CommandOutcome
-from fsw.cli import load_deployment, outcome_report, parse_assignments
+from fsw.cli import load_deployment, outcome_report
 from fsw.deployment import Deployment
+from fsw.dictionary import parse_assignments
 from fsw.errors import ConfigError
 from hil.faults import BOARDS, KINDS, PARAM_NAMES, clear_command_args, inject_args
 
