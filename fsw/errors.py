@@ -12,6 +12,7 @@ would naturally catch (``TimeoutError``, ``ValueError``)::
     ├── BusError                          a socket could not be set up or used
     ├── DeadlineMissed (TimeoutError)     a blocking call ran out of time (a fault)
     ├── ProcessError                      a child could not be started or stopped
+    ├── StorageError (OSError)            a state store that cannot be opened, read or written
     └── BoardError                        anything between flight code and a board
         ├── BoardUnavailable              unknown backend name or failed import
         ├── BoardTimeout (TimeoutError)   a request got no answer within its deadline
@@ -62,6 +63,10 @@ class DeadlineMissed(FswError, TimeoutError):
 
 class ProcessError(FswError):
     """A child process could not be started, supervised or stopped."""
+
+
+class StorageError(FswError, OSError):
+    """A state store (SQLite) cannot be opened, read or written, or is damaged."""
 
 
 class BoardError(FswError):
