@@ -123,6 +123,15 @@ def send_frames(socket: zmq.Socket[bytes], topic: bytes, body: bytes) -> bool:
     return True
 
 
+def covers(prefixes: Iterable[bytes], kind: str, source: str) -> bool:
+    """Whether a subscription to ``prefixes`` takes the whole (kind, source) stream.
+
+    Only then are gaps in its sequence numbers losses: ``tlm.power.`` takes the power
+    telemetry stream, ``tlm.power.hk`` only part of it.
+    """
+    return f"{kind}.{source}.".encode().startswith(tuple(prefixes))
+
+
 def receive_frames(socket: zmq.Socket[bytes]) -> list[bytes] | None:
     """Receive every frame of one message without blocking; ``None`` if none is waiting."""
     try:
@@ -206,12 +215,14 @@ class Bus(Resource):
         if send_frames(self.publisher, topic_of(kind, self.source, name), body):
             self.stats.sent += 1
 
-    def receive(self) -> Message | None:
+    def receive(self, socket: zmq.Socket[bytes] | None = None) -> Message | None:
         """Return the next valid message waiting, or ``None``; never blocks.
 
-        Malformed frames are consumed, counted and reported, never raised.
+        Reads the bus subscriber, or ``socket`` (another SUB of this process, such as the
+        clock's direct tick path) with the same checks and counters. Malformed frames are
+        consumed, counted and reported, never raised.
         """
-        subscriber = self.subscriber
+        subscriber = self.subscriber if socket is None else socket
         while True:
             # Frames rather than bytes: ``Frame.more`` is free, getsockopt(RCVMORE) is not.
             try:
@@ -241,9 +252,7 @@ class Bus(Resource):
         stream = (message.source, message.kind.value)
         covered = self._covered.get(stream)
         if covered is None:
-            full = f"{message.kind.value}.{message.source}.".encode()
-            covered = any(full.startswith(p) for p in self._prefixes)
-            self._covered[stream] = covered
+            covered = self._covered[stream] = covers(self._prefixes, message.kind.value, message.source)
         if not covered:
             return
         last = self._last_seq.get(stream)
@@ -450,6 +459,7 @@ __all__ = [
     "CommandClient",
     "CommandOutcome",
     "connect",
+    "covers",
     "pack_body",
     "receive_frames",
     "send_frames",

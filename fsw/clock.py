@@ -37,7 +37,7 @@ from typing import Any, ClassVar, Final
 
 import zmq
 
-from fsw.bus import LINGER_MS, connect, unpack_body
+from fsw.bus import LINGER_MS, connect, send_frames, unpack_body
 from fsw.deployment import Deployment, ProcessSpec
 from fsw.dictionary import ArgType, Dictionary, EventDef, Point, Severity
 from fsw.errors import CodecError
@@ -162,7 +162,7 @@ class FrameClock(Process):
                 notice = self._ticks.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if notice[:1] != b"\x01" or not notice.startswith(b"\x01" + TICK_PREFIX):
+            if not notice.startswith(b"\x01" + TICK_PREFIX):  # subscriptions only, not unsubscriptions
                 continue
             name = notice[1 + len(TICK_PREFIX) :].decode(errors="replace")
             self._send_tick(name, {"frame": -1, "hello": True}, self.mission_time_s)
@@ -171,8 +171,7 @@ class FrameClock(Process):
         if self._ticks is None:
             return
         message = Message(Kind.TICK, self.name, name, t_s, self._tick_sequencer.next(Kind.TICK), data)
-        with contextlib.suppress(zmq.Again):
-            self._ticks.send_multipart(encode(message), zmq.NOBLOCK)
+        send_frames(self._ticks, *encode(message))
 
     def setup(self) -> None:
         """Resume the frame count of this run, if a previous clock left one."""

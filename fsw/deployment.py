@@ -50,6 +50,7 @@ file at all. Every error names the file and the key::
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import tempfile
@@ -197,11 +198,34 @@ def load(path: str | Path, *, run_dir: str | Path | None = None) -> Deployment:
     return parse(text, source=str(path), run_dir=run_dir)
 
 
-def embedded_names() -> list[str]:
-    """Names of the installed embedded deployments (entry points ``fsw.deployments``)."""
-    from importlib import metadata  # noqa: PLC0415 - costs megabytes; children never need it
+def numeric_params(
+    params: Mapping[str, Any],
+    table: Mapping[str, tuple[float, float, float]],
+    where: str,
+    *,
+    unknown_ok: bool = False,
+) -> dict[str, float]:
+    """A process's numeric ``params`` checked against ``table`` (name -> default, low, high).
 
-    return sorted(ep.name for ep in metadata.entry_points(group=DEPLOYMENT_ENTRY_POINT_GROUP))
+    Returns every name of ``table`` with its value or default. Raises :class:`ConfigError`
+    naming ``[where]`` and the key for a value that is not a number, one out of range, or
+    (unless ``unknown_ok``) a key ``table`` does not have.
+    """
+    unknown = sorted(set(params) - set(table))
+    if unknown and not unknown_ok:
+        msg = f"[{where}] unknown parameter {unknown[0]!r} (known: {', '.join(table)})"
+        raise ConfigError(msg)
+    values: dict[str, float] = {}
+    for name, (default, low, high) in table.items():
+        value = params.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            msg = f"[{where}] {name} must be a number, got {value!r}"
+            raise ConfigError(msg)
+        if not low <= value <= high:
+            msg = f"[{where}] {name}={value!r} must be within [{low:g}, {high:g}]"
+            raise ConfigError(msg)
+        values[name] = float(value)
+    return values
 
 
 def embedded_text(name: str) -> str:

@@ -53,7 +53,7 @@ from fsw.dictionary import (
 )
 from fsw.errors import BoardError, BoardLinkLost, CodecError, CommandRejected, FswError
 from fsw.log import configure_logging, get_logger
-from fsw.messages import Kind, Message, Sequencer, decode
+from fsw.messages import Kind, Message, Sequencer
 from fsw.run import RunOptions
 from fsw.timesource import MonotonicTime, TimeSource
 
@@ -731,21 +731,12 @@ class FlightProcess(Process):
 
     def _on_direct_ticks(self) -> None:
         """Ticks from the clock's own socket (one hop, not through the broker), and its hello."""
-        if self._ticks is None:
+        if self._ticks is None or self.bus is None:
             return
         for _ in range(MAX_MESSAGES_PER_PASS):
-            try:
-                frames = self._ticks.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
+            message = self.bus.receive(self._ticks)
+            if message is None:
                 return
-            try:
-                if len(frames) != 2:
-                    msg = f"tick has {len(frames)} frames, expected 2"
-                    raise CodecError(msg)
-                message = decode(frames[0], frames[1])
-            except CodecError as exc:
-                self.log.warning("malformed_tick", reason=str(exc))
-                continue
             if message.data.get("hello") is True:
                 self._tick_path_up = True
                 self._send_join()

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Final
 
 from fsw import run as run_module
-from fsw.bus import MALFORMED_EVENT_INTERVAL_S, receive_frames
+from fsw.bus import MALFORMED_EVENT_INTERVAL_S, covers, receive_frames
 from fsw.deployment import Deployment, ProcessSpec
 from fsw.dictionary import ArgType, CommandDef, Dictionary, EventDef, Point, Severity
 from fsw.errors import CodecError, CommandRejected, ConfigError, FswError
@@ -318,8 +318,7 @@ class SequenceWatch:
         stream = (message.source, message.kind.value)
         covered = self._covered.get(stream)
         if covered is None:
-            whole = f"{message.kind.value}.{message.source}.".encode()
-            covered = whole.startswith(self._prefixes)
+            covered = covers(self._prefixes, message.kind.value, message.source)
             if len(self._covered) < self._max_streams:
                 self._covered[stream] = covered
         if not covered:
@@ -380,16 +379,18 @@ class Recorder(FlightProcess):
         except ConfigError as exc:
             self._settings_error = f"{deployment.source}: {exc}"
         self.tap: BusTap | None = None
-        topics = self.settings.topics if self.settings is not None else ("",)
-        self._sequences = SequenceWatch(prefixes=tuple(t.encode() for t in topics))
+        #: The topic prefixes it records (``topics``; everything while its settings are bad).
+        self.topics = tuple(
+            t.encode() for t in (self.settings.topics if self.settings is not None else ("",))
+        )
+        self._sequences = SequenceWatch(prefixes=self.topics)
         self._malformed_reported = 0
         self._malformed_event_at_s = -MALFORMED_EVENT_INTERVAL_S
         self._error_to_report = ""
 
     def extra_subscriptions(self) -> tuple[bytes, ...]:
         """The ``topics`` prefixes: everything by default."""
-        topics = self.settings.topics if self.settings is not None else ("",)
-        return tuple(t.encode() for t in topics)
+        return self.topics
 
     def _deployment_text(self) -> str:
         try:
@@ -419,13 +420,12 @@ class Recorder(FlightProcess):
     def setup(self) -> None:
         """Start the log (a failure is reported once joined, and retried)."""
         super().setup()
-        topics = self.settings.topics if self.settings is not None else ("",)
         self.tap = BusTap(
             self._open_writer,
             time=self.time,
             on_error=self._on_record_error,
             on_resume=self._on_resume,
-            topics=tuple(t.encode() for t in topics),
+            topics=self.topics,
         )
         self.tap.open()
 

@@ -304,8 +304,18 @@ class HilBase:
     # ------------------------------------------------------------------- reading
 
     def _next(
-        self, predicate: Callable[[Message], bool], timeout_s: float, what: Callable[[], str]
+        self,
+        predicate: Callable[[Message], bool],
+        timeout_s: float,
+        what: Callable[[], str],
+        *,
+        include_history: bool = False,
     ) -> Message:
+        """The next message matching ``predicate`` (or one heard already, with ``include_history``)."""
+        if include_history:
+            for heard in self.history:
+                if predicate(heard):
+                    return heard
         if self.bus is None:
             msg = "the base is not started"
             raise HilAssertionError(msg)
@@ -335,11 +345,7 @@ class HilBase:
         what: str = "matching message",
     ) -> Message:
         """Return the next message satisfying ``predicate`` (or an earlier one, with ``include_history``)."""
-        if include_history:
-            for message in self.history:
-                if predicate(message):
-                    return message
-        return self._next(predicate, timeout_s, lambda: what)
+        return self._next(predicate, timeout_s, lambda: what, include_history=include_history)
 
     def drain(self) -> None:
         """Take every message already waiting into the history."""
@@ -411,14 +417,11 @@ class HilBase:
                 and check(m.data[point])
             )
 
-        if include_history:
-            for message in self.history:
-                if matches(message):
-                    return message
         return self._next(
             matches,
             timeout_s,
             lambda: f"{source}.{point} {expected!r}" + self._last_seen(source, packet, point),
+            include_history=include_history,
         )
 
     def assert_telemetry(

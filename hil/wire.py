@@ -313,29 +313,11 @@ def cobs_decode(encoded: bytes) -> bytes:
 # --- bodies -------------------------------------------------------------------------
 
 
-def _describe_item(item: Channel | Actuator) -> dict[str, Any]:
-    return {
-        "name": item.name,
-        "type": item.type.value,
-        "unit": item.unit,
-        "low": item.low,
-        "high": item.high,
-        "description": item.description,
-    }
-
-
 def _body_of(message: Message) -> dict[str, Any]:
     if isinstance(message, Hello):
         return {"client": message.client}
     if isinstance(message, HelloReply):
-        d = message.description
-        return {
-            "kind": d.kind,
-            "protocol_version": d.protocol_version,
-            "firmware": d.firmware,
-            "channels": [_describe_item(c) for c in d.channels],
-            "actuators": [_describe_item(a) for a in d.actuators],
-        }
+        return message.description.to_map()
     if isinstance(message, Sync):
         return {"frame": message.frame, "t_s": message.t_s}
     if isinstance(message, SyncAck):

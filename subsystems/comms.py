@@ -40,13 +40,12 @@ raises :class:`~fsw.errors.ConfigError` naming it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, ClassVar, Final
 
 from fsw.bus import pack_body
+from fsw.deployment import numeric_params
 from fsw.dictionary import Arg, ArgType, CommandDef, Dictionary, EventDef, Limits, Point, Severity
-from fsw.errors import ConfigError
 from fsw.messages import Kind, Message, encode
 from fsw.process import FlightProcess, Frame
 from subsystems.downlink import LABELS, PRIORITIES, DownlinkQueue, Outgoing, Priority
@@ -98,17 +97,7 @@ def _queue_points() -> tuple[Point, ...]:
 
 def read_params(params: Any) -> dict[str, float]:
     """The comms parameters with their defaults; raises :class:`ConfigError` naming a bad key."""
-    values: dict[str, float] = {}
-    for name, (default, low, high) in PARAMS.items():
-        value = params.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            msg = f"[processes.comms.params] {name} must be a number, got {value!r}"
-            raise ConfigError(msg)
-        if not low <= value <= high:
-            msg = f"[processes.comms.params] {name}={value!r} must be within [{low:g}, {high:g}]"
-            raise ConfigError(msg)
-        values[name] = float(value)
-    return values
+    return numeric_params(params, PARAMS, "processes.comms.params", unknown_ok=True)
 
 
 class CommsProcess(FlightProcess):

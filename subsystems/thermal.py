@@ -35,8 +35,9 @@ import math
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
+from fsw.deployment import numeric_params
 from fsw.dictionary import Arg, ArgType, CommandDef, Dictionary, EventDef, Limits, Point, Severity
-from fsw.errors import CommandRejected, ConfigError
+from fsw.errors import CommandRejected
 from fsw.messages import Kind, Message
 from fsw.process import FlightProcess, Frame
 
@@ -84,21 +85,7 @@ JOULES_PER_KWH: Final = 3.6e6
 
 def read_params(params: Mapping[str, Any]) -> dict[str, float]:
     """The thermal parameters with their defaults; raises :class:`ConfigError` naming a bad one."""
-    unknown = sorted(set(params) - set(PARAMS))
-    if unknown:
-        msg = f"[processes.thermal.params] unknown parameter {unknown[0]!r} (known: {', '.join(PARAMS)})"
-        raise ConfigError(msg)
-    values: dict[str, float] = {}
-    for name, (default, low, high) in PARAMS.items():
-        value = params.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            msg = f"[processes.thermal.params] {name} must be a number, got {value!r}"
-            raise ConfigError(msg)
-        if not low <= value <= high:
-            msg = f"[processes.thermal.params] {name}={value!r} must be within [{low:g}, {high:g}]"
-            raise ConfigError(msg)
-        values[name] = float(value)
-    return values
+    return numeric_params(params, PARAMS, "processes.thermal.params")
 
 
 class ThermalControl:

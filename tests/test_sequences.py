@@ -100,7 +100,7 @@ _values = st.one_of(
     st.integers(-(10**9), 10**9),
     st.booleans(),
     st.floats(allow_nan=False, allow_infinity=False, width=32).map(float),
-    st.text(alphabet="abcxyz ABC_-09#\"\\\\=é", max_size=12),
+    st.text(alphabet='abcxyz ABC_-09#"\\\\=é', max_size=12),
 )
 _times = st.integers(0, 10**9).map(lambda n: n / 1000)
 _steps = st.builds(

@@ -41,9 +41,8 @@ import random
 from typing import Final
 
 from fsw.board import Channel, Value, ValueType
-from fsw.errors import ConfigError
 from hil.physics.environment import LIBRATION_PERIOD_S, SECONDS_PER_DAY, Environment, HorizonMask
-from hil.physics.model import BoardModel, Coupling, description, flag, number, switch
+from hil.physics.model import BoardModel, Coupling, checked_number, description, flag, number, switch
 
 #: Anomalistic month (perigee to perigee): the period of the longitude libration and of
 #: the Earth-Moon distance.
@@ -51,19 +50,6 @@ ANOMALISTIC_MONTH_S: Final = 27.55 * SECONDS_PER_DAY
 
 #: Largest data rate a link may be given (bit/s): the channel's range.
 MAX_RATE_BPS: Final = 100_000_000
-
-
-def _number(name: str, value: object, low: float, high: float, *, low_inclusive: bool = True) -> float:
-    """``value`` as a float within [low, high]; raises :class:`ConfigError` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        msg = f"{name} must be a finite number, got {value!r}"
-        raise ConfigError(msg)
-    number_ = float(value)
-    if number_ > high or number_ < low or (number_ == low and not low_inclusive):
-        relation = "[" if low_inclusive else "("
-        msg = f"{name}={value!r} must be within {relation}{low:g}, {high:g}]"
-        raise ConfigError(msg)
-    return number_
 
 
 class CommsModel(BoardModel):
@@ -108,12 +94,12 @@ class CommsModel(BoardModel):
                 (switch("transmitter", "main transmitter on"),),
             )
         )
-        self.dte_rate_bps = int(_number("dte_rate_bps", dte_rate_bps, 0.0, MAX_RATE_BPS))
-        self.relay_rate_bps = int(_number("relay_rate_bps", relay_rate_bps, 0.0, MAX_RATE_BPS))
-        self.relay_period_s = _number("relay_period_s", relay_period_s, 0.0, 1e9, low_inclusive=False)
-        self.relay_in_view_s = _number("relay_in_view_s", relay_in_view_s, 0.0, self.relay_period_s)
-        self.transmitter_power_w = _number("transmitter_power_w", transmitter_power_w, 0.0, 1e5)
-        self.light_time_mean_s = _number("light_time_s", light_time_s, 1.0, 1.9)
+        self.dte_rate_bps = int(checked_number("dte_rate_bps", dte_rate_bps, 0.0, MAX_RATE_BPS))
+        self.relay_rate_bps = int(checked_number("relay_rate_bps", relay_rate_bps, 0.0, MAX_RATE_BPS))
+        self.relay_period_s = checked_number("relay_period_s", relay_period_s, 0.0, 1e9, low_inclusive=False)
+        self.relay_in_view_s = checked_number("relay_in_view_s", relay_in_view_s, 0.0, self.relay_period_s)
+        self.transmitter_power_w = checked_number("transmitter_power_w", transmitter_power_w, 0.0, 1e5)
+        self.light_time_mean_s = checked_number("light_time_s", light_time_s, 1.0, 1.9)
         self._libration_phase = rng.uniform(0.0, 2.0 * math.pi)
         self._anomaly_phase = rng.uniform(0.0, 2.0 * math.pi)
         self._site_azimuth_rad = rng.uniform(0.0, 2.0 * math.pi)

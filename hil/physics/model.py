@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from fsw.board import Actuator, BoardDescription, BoardEvent, Channel, Value, ValueType
-from fsw.errors import BoardError
+from fsw.errors import BoardError, ConfigError
 from hil.physics.environment import Environment
 from hil.wire import PROTOCOL_VERSION, Refusal, check_command
 
@@ -145,6 +145,26 @@ class BoardModel(abc.ABC):
             self.events_dropped += 1
             return
         self._events.append(BoardEvent(name, time_s, severity, data))
+
+
+def checked_number(name: str, value: object, low: float, high: float, *, low_inclusive: bool = True) -> float:
+    """``value`` as a float within [low, high]; raises :class:`ConfigError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        msg = f"{name} must be a finite number, got {value!r}"
+        raise ConfigError(msg)
+    result = float(value)
+    if result > high or result < low or (result == low and not low_inclusive):
+        relation = "[" if low_inclusive else "("
+        msg = f"{name}={value!r} must be within {relation}{low:g}, {high:g}]"
+        raise ConfigError(msg)
+    return result
+
+
+def require(name: str, value: float, ok: bool, what: str) -> None:
+    """Raise :class:`ConfigError` naming ``name`` unless ``ok`` and ``value`` is a finite number."""
+    if isinstance(value, bool) or not ok or not math.isfinite(value):
+        msg = f"{name} must be {what}, got {value!r}"
+        raise ConfigError(msg)
 
 
 def substeps(dt_s: float, max_substep_s: float) -> tuple[int, float]:

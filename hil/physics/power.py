@@ -67,7 +67,7 @@ from typing import Final, NamedTuple
 from fsw.board import BoardDescription, Channel, Value, ValueType
 from fsw.errors import BoardError, ConfigError
 from hil.physics.environment import Environment
-from hil.physics.model import BoardModel, Coupling, description, flag, number, switch
+from hil.physics.model import BoardModel, Coupling, description, flag, number, require, switch
 
 SECONDS_PER_HOUR: Final = 3600.0
 SECONDS_PER_YEAR: Final = 365.25 * 86_400.0
@@ -112,12 +112,6 @@ class EnergyLedger:
     def battery_loss_wh(self) -> float:
         """Every battery loss (Wh): conversion plus I2R."""
         return self.battery_conversion_loss_wh + self.battery_i2r_wh
-
-
-def _require(name: str, value: float, ok: bool, what: str) -> None:
-    if isinstance(value, bool) or not ok or not math.isfinite(value):
-        msg = f"{name} must be {what}, got {value!r}"
-        raise ConfigError(msg)
 
 
 def _interpolate(table: Sequence[tuple[float, float]], x: float) -> float:
@@ -205,13 +199,13 @@ class PowerModel(BoardModel):
             ("base_load_w", base_load_w, base_load_w >= 0.0, "zero or more"),
         )  # fmt: skip
         for name, value, ok, what in checks:
-            _require(name, value, ok, what)
+            require(name, value, ok, what)
         loads = tuple(tier_loads_w) if isinstance(tier_loads_w, (list, tuple)) else ()
         if len(loads) != len(TIERS):
             msg = f"tier_loads_w must list {len(TIERS)} powers (W) for T1-T4, got {tier_loads_w!r}"
             raise ConfigError(msg)
         for load in loads:
-            _require(
+            require(
                 "tier_loads_w", load, isinstance(load, (int, float)) and load > 0.0, "positive powers (W)"
             )
         on = tuple(tiers_on) if isinstance(tiers_on, (list, tuple)) else None

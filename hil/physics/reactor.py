@@ -109,7 +109,17 @@ from typing import Final
 from fsw.board import Actuator, BoardDescription, Channel, Value, ValueType
 from fsw.errors import ConfigError
 from hil.physics.environment import Environment
-from hil.physics.model import KELVIN, BoardModel, Coupling, description, flag, number, substeps, switch
+from hil.physics.model import (
+    KELVIN,
+    BoardModel,
+    Coupling,
+    description,
+    flag,
+    number,
+    require,
+    substeps,
+    switch,
+)
 
 #: Keepin's six delayed-neutron groups for U-235 fast fission: decay constants (1/s).
 KEEPIN_DECAY_PER_S: Final = (0.0127, 0.0317, 0.115, 0.311, 1.40, 3.87)
@@ -251,12 +261,6 @@ class DecayHeat:
         return total
 
 
-def _require(name: str, value: float, ok: bool, what: str) -> None:
-    if not ok or not math.isfinite(value):  # NaN fails the comparisons too, infinity may not
-        msg = f"{name} must be {what}, got {value!r}"
-        raise ConfigError(msg)
-
-
 class ReactorModel(BoardModel):
     """Kilopower-class reactor with board-level protection (see the module docstring).
 
@@ -372,7 +376,7 @@ class ReactorModel(BoardModel):
             ("converter_min_share", converter_min_share, 0.0 <= converter_min_share <= 1.0, "in [0, 1]"),
         )  # fmt: skip
         for name, value, ok, what in checks:
-            _require(name, float(value), ok, what)
+            require(name, float(value), ok, what)
         if start not in START_STATES:
             msg = f"start must be one of {', '.join(START_STATES)}, got {start!r}"
             raise ConfigError(msg)

@@ -72,6 +72,7 @@ from hil.physics.model import (
     STEFAN_BOLTZMANN,
     BoardModel,
     Coupling,
+    checked_number,
     description,
     duty,
     flag,
@@ -125,19 +126,6 @@ def radiator_area_m2(
     return heat_w / net_w_m2
 
 
-def _number(name: str, value: object, low: float, high: float, *, low_inclusive: bool = True) -> float:
-    """``value`` as a float within [low, high]; raises :class:`ConfigError` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        msg = f"{name} must be a finite number, got {value!r}"
-        raise ConfigError(msg)
-    result = float(value)
-    if result > high or result < low or (result == low and not low_inclusive):
-        relation = "[" if low_inclusive else "("
-        msg = f"{name}={value!r} must be within {relation}{low:g}, {high:g}]"
-        raise ConfigError(msg)
-    return result
-
-
 def _count(name: str, value: object, low: int, high: int) -> int:
     """``value`` as an int within [low, high]; raises :class:`ConfigError` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -147,11 +135,11 @@ def _count(name: str, value: object, low: int, high: int) -> int:
 
 
 def _positive(name: str, value: object) -> float:
-    return _number(name, value, 0.0, math.inf, low_inclusive=False)
+    return checked_number(name, value, 0.0, math.inf, low_inclusive=False)
 
 
 def _temperature(name: str, value: object) -> float:
-    return _number(name, value, MIN_TEMP_C, MAX_TEMP_C)
+    return checked_number(name, value, MIN_TEMP_C, MAX_TEMP_C)
 
 
 def _band(low_name: str, low_c: float, high_name: str, high_c: float) -> None:
@@ -167,8 +155,8 @@ def _loop(
     node: str, open_key: str, open_w_per_k: float, bypass_w_per_k: float, closed_c: float, open_c: float
 ) -> Loop:
     """A loop with a thermostatic bypass valve: (closed C, 1 / span K, bypass W/K, open W/K)."""
-    full = _number(open_key, open_w_per_k, 0.0, MAX_W_PER_K)
-    bypass = _number(f"{node}_loop_bypass_w_per_k", bypass_w_per_k, 0.0, full)
+    full = checked_number(open_key, open_w_per_k, 0.0, MAX_W_PER_K)
+    bypass = checked_number(f"{node}_loop_bypass_w_per_k", bypass_w_per_k, 0.0, full)
     closed = _temperature(f"{node}_loop_closed_c", closed_c)
     opened = _temperature(f"{node}_loop_open_c", open_c)
     _band(f"{node}_loop_closed_c", closed, f"{node}_loop_open_c", opened)
@@ -180,7 +168,7 @@ def _thermostat(node: str, heater_w: float, on_c: float, off_c: float) -> tuple[
     on = _temperature(f"{node}_survival_on_c", on_c)
     off = _temperature(f"{node}_survival_off_c", off_c)
     _band(f"{node}_survival_on_c", on, f"{node}_survival_off_c", off)
-    return (_number(f"{node}_survival_heater_w", heater_w, 0.0, MAX_POWER_W), on, off)
+    return (checked_number(f"{node}_survival_heater_w", heater_w, 0.0, MAX_POWER_W), on, off)
 
 
 def _loop_stiffness_w_per_k(loop: Loop) -> float:
@@ -275,9 +263,9 @@ class ThermalModel(BoardModel):
         initial_reactor_radiator_temp_c: float = -20.0,
     ) -> None:
         self.heater_rating_w = {
-            "heater_battery": _number("heater_battery_w", heater_battery_w, 0.0, MAX_POWER_W),
-            "heater_avionics": _number("heater_avionics_w", heater_avionics_w, 0.0, MAX_POWER_W),
-            "heater_habitat": _number("heater_habitat_w", heater_habitat_w, 0.0, MAX_POWER_W),
+            "heater_battery": checked_number("heater_battery_w", heater_battery_w, 0.0, MAX_POWER_W),
+            "heater_avionics": checked_number("heater_avionics_w", heater_avionics_w, 0.0, MAX_POWER_W),
+            "heater_habitat": checked_number("heater_habitat_w", heater_habitat_w, 0.0, MAX_POWER_W),
         }
         super().__init__(
             description(
@@ -311,9 +299,9 @@ class ThermalModel(BoardModel):
                 ("reactor_radiator", reactor_radiator_capacity_j_per_k),
             )
         }
-        self._g_br = _number("battery_radiator_w_per_k", battery_radiator_w_per_k, 0.0, MAX_W_PER_K)
-        self._g_ba = _number("battery_avionics_w_per_k", battery_avionics_w_per_k, 0.0, MAX_W_PER_K)
-        self._g_leak = _number("habitat_leak_w_per_k", habitat_leak_w_per_k, 0.0, MAX_W_PER_K)
+        self._g_br = checked_number("battery_radiator_w_per_k", battery_radiator_w_per_k, 0.0, MAX_W_PER_K)
+        self._g_ba = checked_number("battery_avionics_w_per_k", battery_avionics_w_per_k, 0.0, MAX_W_PER_K)
+        self._g_leak = checked_number("habitat_leak_w_per_k", habitat_leak_w_per_k, 0.0, MAX_W_PER_K)
         #: Loop valves: (closed_c, 1 / (open_c - closed_c), bypass W/K, open W/K).
         self._avionics_loop = _loop(
             "avionics",
@@ -332,16 +320,16 @@ class ThermalModel(BoardModel):
             habitat_loop_open_c,
         )
         self.area_m2 = {
-            "radiator": _number("radiator_area_m2", radiator_area_m2, 0.0, MAX_AREA_M2),
-            "reactor_radiator": _number(
+            "radiator": checked_number("radiator_area_m2", radiator_area_m2, 0.0, MAX_AREA_M2),
+            "reactor_radiator": checked_number(
                 "reactor_radiator_area_m2", reactor_radiator_area_m2, 0.0, MAX_AREA_M2
             ),
         }
-        self.emissivity = _number("emissivity", emissivity, 0.0, 1.0, low_inclusive=False)
-        self.absorptance = _number("absorptance", absorptance, 0.0, 1.0)
+        self.emissivity = checked_number("emissivity", emissivity, 0.0, 1.0, low_inclusive=False)
+        self.absorptance = checked_number("absorptance", absorptance, 0.0, 1.0)
         self._view_factor = {
-            "radiator": _number("radiator_solar_view_factor", radiator_solar_view_factor, 0.0, 1.0),
-            "reactor_radiator": _number(
+            "radiator": checked_number("radiator_solar_view_factor", radiator_solar_view_factor, 0.0, 1.0),
+            "reactor_radiator": checked_number(
                 "reactor_radiator_solar_view_factor", reactor_radiator_solar_view_factor, 0.0, 1.0
             ),
         }
@@ -351,7 +339,7 @@ class ThermalModel(BoardModel):
                 "reactor_radiator_heat_pipes", reactor_radiator_heat_pipes, 1, MAX_HEAT_PIPES
             ),
         }
-        self.avionics_dissipation_w = _number(
+        self.avionics_dissipation_w = checked_number(
             "avionics_dissipation_w", avionics_dissipation_w, 0.0, MAX_POWER_W
         )
         #: Hardware survival thermostats: node -> (heater W, on below C, off above C).
@@ -450,7 +438,7 @@ class ThermalModel(BoardModel):
         :class:`ConfigError` for an unknown radiator or a fraction outside [0, 1].
         """
         self._check_radiator(radiator)
-        self._damage[radiator] = _number("fraction", fraction, 0.0, 1.0)
+        self._damage[radiator] = checked_number("fraction", fraction, 0.0, 1.0)
         self._update_radiators()
 
     def fail_heat_pipes(self, count: int, radiator: str = "reactor_radiator") -> None:
