@@ -145,6 +145,26 @@ class TestCriticalCommands:
         again = base.client.call("reactor", "trip_reset", timeout_s=5.0)
         assert again.status == "rejected"  # an arm is good for one execution
 
+    def test_fsw_cmd_arm_sends_the_arm_then_the_command(self, start_base) -> None:
+        base: RunningBase = start_base()
+        base.wait_ready()
+        cmd = [
+            sys.executable,
+            "-m",
+            "fsw.cli",
+            "cmd",
+            "reactor",
+            "trip_reset",
+            "--run-dir",
+            str(base.run_dir),
+        ]
+        plain = subprocess.run(cmd, capture_output=True, text=True, timeout=WAIT_S, check=False)
+        assert plain.returncode == 1
+        assert json.loads(plain.stdout)["status"] == "rejected"
+        armed = subprocess.run([*cmd, "--arm"], capture_output=True, text=True, timeout=WAIT_S, check=False)
+        assert armed.returncode == 0, armed.stdout
+        assert json.loads(armed.stdout)["status"] == "completed"
+
     def test_arm_window_closes_and_non_critical_commands_cannot_be_armed(self, start_base) -> None:
         base: RunningBase = start_base("[bus]\narm_window_s = 1e-9\n")
         base.wait_ready()
@@ -154,6 +174,20 @@ class TestCriticalCommands:
         not_critical = base.client.call("power", "arm", {"command": "switch_load"}, timeout_s=5.0)
         assert not_critical.status == "rejected"
         assert "'switch_load' is not a critical command of power" in not_critical.reason
+
+
+class TestBoardTap:
+    """A process's board traffic is telemetry unless its deployment turns the tap off."""
+
+    def test_board_tap_off_publishes_no_board_samples(self, start_base) -> None:
+        base: RunningBase = start_base("[processes.power]\nboard_tap = false\n")
+        base.wait_ready()
+        base.next_matching(lambda m: is_hk("power")(m) and m.data["frame"] >= 20, what="power hk")
+        thermal = base.wait_for(
+            lambda m: m.source == "thermal" and m.name == "board_sample", what="thermal board sample"
+        )
+        assert thermal.kind is Kind.TELEMETRY
+        assert not any(m.source == "power" and m.name == "board_sample" for m in base.history)
 
 
 class TestSupervision:
@@ -402,6 +436,17 @@ class TestCli:
         )
         for word in ("--speed", "--seed", "--duration", "30d", "max", "SIGTERM", "fsw status", "restart"):
             assert word in out.stdout
+
+    def test_record_topics_needs_record(self) -> None:
+        out = subprocess.run(
+            [sys.executable, "-m", "fsw.cli", "up", "--record-topics", "evt."],
+            capture_output=True,
+            text=True,
+            timeout=WAIT_S,
+            check=False,
+        )
+        assert out.returncode == 2
+        assert "--record-topics needs --record DIR" in out.stderr
 
     def test_bad_deployment_file_is_a_clear_error(self, run_dir: Path) -> None:
         bad = run_dir / "bad.toml"

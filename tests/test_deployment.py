@@ -8,6 +8,7 @@ import pytest
 
 from fsw import deployment
 from fsw.errors import ConfigError
+from fsw.launch import framework_spec
 from fsw.run import parse_duration, parse_speed
 
 
@@ -27,6 +28,12 @@ class TestDefault:
         assert [p.name for p in lunation.processes] == [p.name for p in base.processes]
         assert lunation.clock.frame_period_s == 1.0
         assert lunation.name == base.name  # `fsw status` finds either without a file
+
+    def test_lunation_clock_housekeeping_follows_its_clock_table(self) -> None:
+        lunation = deployment.load_embedded("lunation", run_dir="/tmp/fsw-default")
+        assert framework_spec(lunation, "clock").housekeeping_period_s == 10.0
+        default = deployment.load_default(run_dir="/tmp/fsw-default")
+        assert framework_spec(default, "clock").housekeeping_period_s == 1.0
 
     def test_unknown_embedded_deployment_names_the_installed_ones(self) -> None:
         with pytest.raises(
