@@ -401,7 +401,7 @@ class CommandClient(Resource):
             remaining_ms = deadline.remaining_ms()
             if remaining_ms <= 0 or not self.socket.poll(remaining_ms, zmq.POLLIN):
                 break
-            self._drain()
+            self.drain()
         return outcome
 
     def call(
@@ -415,12 +415,19 @@ class CommandClient(Resource):
         """Send a command and wait for its final status (see :meth:`wait`)."""
         return self.wait(self.send(target, command, args), timeout_s)
 
-    def _drain(self) -> None:
+    def drain(self) -> list[CommandOutcome]:
+        """Take every acknowledgement waiting on :attr:`socket`; never blocks.
+
+        Returns the outcomes that reached their final status in this call: a process that
+        sends commands from its own loop registers :attr:`socket` with its poller and
+        calls this when it is readable.
+        """
+        finished: list[CommandOutcome] = []
         while True:
             try:
                 body = self.socket.recv(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                return finished
             try:
                 ack = unpack_body(body)
             except CodecError:
@@ -436,6 +443,7 @@ class CommandClient(Resource):
             if isinstance(result, dict):
                 outcome.result = result
             if outcome.final:
+                finished.append(outcome)
                 self._finished.append(outcome.id)
                 if len(self._finished) == self._finished.maxlen:
                     oldest = self._finished.popleft()

@@ -13,6 +13,15 @@ Modes
     loads, survival heaters), ``EMERGENCY`` (reactor trip confirmed: loads shed, the base
     made safe).
 
+Red monitors come in two sorts. An *impairment* is a red monitor whose response asks for
+``DEGRADED`` (a lost converter, a damaged radiator): the base works on, degraded, for as
+long as it stands. Every other red monitor is a *danger*. Recovery waits until no danger
+has stood for ``recovery_hold_s`` of mission time, and goes to ``NOMINAL`` only when no
+monitor at all has been red for ``recovery_hold_s`` (to ``DEGRADED`` while an impairment
+stands). Every autonomous recovery also waits ``recovery_hold_s`` after the mode it leaves
+was entered: a mode ground asked for is not undone at the next frame, and each step of a
+staged recovery (``SURVIVAL`` -> ``SAFE`` -> ``NOMINAL``) holds in turn.
+
 Rules the table keeps: the base never boots blind into ``NOMINAL`` while a red monitor
 stands; it never returns to ``NOMINAL`` on its own while a red monitor stands, nor before
 every monitor has been clear for ``recovery_hold_s`` of mission time; ``EMERGENCY`` is
@@ -62,13 +71,15 @@ _ANY_BUT_EMERGENCY: Final = (BOOT, NOMINAL, DEGRADED, SAFE, SURVIVAL)
 #: The mode table. Order matters where one trigger has several rows: the first whose guard holds wins.
 TRANSITIONS: Final = (
     Rule("boot_complete", (BOOT,), NOMINAL, "no_red", AUTO, "first look at the monitors: none red"),
-    Rule("boot_complete", (BOOT,), SAFE, "any_red", AUTO, "first look at the monitors: a red one stands"),
+    Rule("boot_complete", (BOOT,), DEGRADED, "only_impaired", AUTO, "first look: impairments only"),
+    Rule("boot_complete", (BOOT,), SAFE, "any_red", AUTO, "first look at the monitors: a danger stands"),
     Rule("degrade", (NOMINAL,), DEGRADED, "always", AUTO, "a monitor's response asks for DEGRADED"),
     Rule("safe", (NOMINAL, DEGRADED), SAFE, "always", AUTO, "a monitor's response or health escalation"),
     Rule("survival", (NOMINAL, DEGRADED, SAFE), SURVIVAL, "always", AUTO, "energy-starved"),
     Rule("emergency", _ANY_BUT_EMERGENCY, EMERGENCY, "always", AUTO, "reactor trip confirmed"),
     Rule("recover", (DEGRADED, SAFE), NOMINAL, "clear_for_hold", AUTO, "every monitor clear for the hold"),
-    Rule("recover", (SURVIVAL,), SAFE, "clear_for_hold", AUTO, "energy back: clear for the hold"),
+    Rule("recover", (SAFE,), DEGRADED, "safe_for_hold", AUTO, "no danger for the hold, impairments stand"),
+    Rule("recover", (SURVIVAL,), SAFE, "safe_for_hold", AUTO, "energy back: no danger for the hold"),
     Rule("ground_nominal", (DEGRADED, SAFE, SURVIVAL, EMERGENCY), NOMINAL, "no_red", GROUND, "ground"),
     Rule("ground_safe", (NOMINAL, DEGRADED, SURVIVAL, EMERGENCY), SAFE, "always", GROUND, "ground"),
     Rule("ground_degraded", (NOMINAL, SAFE), DEGRADED, "always", GROUND, "ground"),
@@ -109,16 +120,22 @@ class Refusal:
 class BaseModes:
     """The model the machine drives: the mode, and what the guards look at.
 
-    ``red_monitors`` is kept by fault protection (names of monitors now red);
-    ``clear_since_s`` is the mission time since which none has been red (None while one is).
+    ``red_monitors`` is kept by fault protection (names of monitors now red), and
+    ``impaired`` (those of them whose response asks for DEGRADED); ``clear_since_s`` is
+    the mission time since which no danger (a red monitor not an impairment) has stood
+    (None while one does), ``quiet_since_s`` the mission time since which no monitor at
+    all has been red (None while one is), ``entered_s`` when the mode was entered.
     Methods with the guards' names are the guards. Pure: no I/O, no wall clock.
     """
 
     recovery_hold_s: float = RECOVERY_HOLD_S
     initial: str = BOOT
     red_monitors: set[str] = field(default_factory=set)
+    impaired: set[str] = field(default_factory=set)
     clear_since_s: float | None = 0.0
+    quiet_since_s: float | None = 0.0
     now_s: float = 0.0
+    entered_s: float = 0.0
     #: The latest changes, newest last (bounded: the event log keeps the history).
     changes: deque[ModeChange] = field(default_factory=lambda: deque(maxlen=MAX_CHANGES_KEPT))
     state: str = field(init=False, default=BOOT)
@@ -157,24 +174,52 @@ class BaseModes:
         """A monitor is red."""
         return bool(self.red_monitors)
 
-    def clear_for_hold(self, _event: Any = None) -> bool:
-        """No monitor red, and none for ``recovery_hold_s``."""
+    def only_impaired(self, _event: Any = None) -> bool:
+        """Monitors are red, and every one of them is an impairment."""
+        return bool(self.red_monitors) and self.red_monitors <= self.impaired
+
+    def safe_for_hold(self, _event: Any = None) -> bool:
+        """No danger has stood for ``recovery_hold_s`` (impairments may stand), and the mode
+        has held that long."""
         return (
-            not self.red_monitors
+            not (self.red_monitors - self.impaired)
             and self.clear_since_s is not None
             and self.now_s - self.clear_since_s >= self.recovery_hold_s
+            and self.now_s - self.entered_s >= self.recovery_hold_s
+        )
+
+    def clear_for_hold(self, _event: Any = None) -> bool:
+        """No monitor red for ``recovery_hold_s``, and the mode has held that long."""
+        return (
+            not self.red_monitors
+            and self.quiet_since_s is not None
+            and self.now_s - self.quiet_since_s >= self.recovery_hold_s
+            and self.safe_for_hold()
         )
 
     # inputs ------------------------------------------------------------------------
 
-    def set_red(self, red_monitors: set[str], now_s: float) -> None:
-        """Update which monitors are red at mission time ``now_s``."""
-        if red_monitors and not self.red_monitors:
+    def set_red(self, red_monitors: set[str], now_s: float, impaired: set[str] | None = None) -> None:
+        """Update which monitors are red at mission time ``now_s`` (``impaired``: which are impairments)."""
+        impaired = set(impaired or ()) & set(red_monitors)
+        danger_before = bool(self.red_monitors - self.impaired)
+        danger_now = bool(set(red_monitors) - impaired)
+        if danger_now and not danger_before:
             self.clear_since_s = None
-        elif not red_monitors and self.red_monitors:
+        elif danger_before and not danger_now:
             self.clear_since_s = now_s
+        if red_monitors and not self.red_monitors:
+            self.quiet_since_s = None
+        elif self.red_monitors and not red_monitors:
+            self.quiet_since_s = now_s
         self.red_monitors = set(red_monitors)
+        self.impaired = impaired
         self.now_s = now_s
+
+    def hold_from(self, now_s: float) -> None:
+        """Count the current mode as entered at ``now_s`` (a mode resumed after a restart
+        holds ``recovery_hold_s`` from there before any autonomous recovery)."""
+        self.entered_s = now_s
 
     def step(self, now_s: float) -> ModeChange | None:
         """Autonomous moves due at ``now_s``: finish booting, or recover after the hold."""
@@ -210,6 +255,7 @@ class BaseModes:
         return self.changes[-1] if self.mode != mode else None
 
     def _record(self, event: Any) -> None:
+        self.entered_s = self.now_s
         self.changes.append(
             ModeChange(event.transition.source, event.transition.dest, self.now_s, self._cause, self._by)
         )

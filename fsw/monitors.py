@@ -14,7 +14,11 @@ Kinds (``kind``)
     reactor.electric_power_w < 1000``) that, while true, puts the monitor in ``level``
     (``red`` by default). Expressions are parsed into a tree of a few allowed operations
     (arithmetic, comparisons, ``and``/``or``/``not``, numbers, ``true``/``false``, quoted
-    strings, ``source.point`` names): nothing is evaluated as Python.
+    strings, ``source.point`` names): nothing is evaluated as Python. ``event``: an event
+    on the bus (``event = "reactor.reactor_trip"``, ``<source>.<name>``), optionally only
+    those whose data ``match`` given values, ``count`` times within ``window_s``, puts the
+    monitor in ``level``; it comes back green on ``clear_event`` or after
+    ``clear_after_s`` of mission time without another (600 s when neither is given).
 
 States: ``green``, ``yellow``, ``red``, and ``disabled``. A level holds only after
 ``persistence`` consecutive samples (default 1) agree, going up and coming back alike. A
@@ -46,7 +50,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-KINDS: Final = ("limit", "rate", "stale", "expression")
+KINDS: Final = ("limit", "rate", "stale", "expression", "event")
 POLICIES: Final = ("rearm", "one_shot")
 LEVEL_KEYS: Final = ("red_low", "yellow_low", "yellow_high", "red_high")
 GREEN: Final = "green"
@@ -75,6 +79,12 @@ _KEYS: Final = frozenset(
         "enabled",
         "response",
         "description",
+        "event",
+        "match",
+        "count",
+        "window_s",
+        "clear_event",
+        "clear_after_s",
         *LEVEL_KEYS,
     }
 )
@@ -231,12 +241,20 @@ class MonitorSpec:
     enabled: bool = True
     response: Response = field(default_factory=Response)
     description: str = ""
+    event: str = ""
+    match: Mapping[str, Any] = field(default_factory=dict)
+    count: int = 1
+    window_s: float = 0.0
+    clear_event: str = ""
+    clear_after_s: float = 0.0
 
     @property
     def points(self) -> frozenset[str]:
         """The points this monitor reads."""
         if self.expression is not None:
             return self.expression.points
+        if self.kind == "event":
+            return frozenset()
         return frozenset({self.point})
 
 
@@ -311,9 +329,14 @@ def _checked(where: str, name: str, kind: str, table: Mapping[str, Any]) -> Moni
             msg = f"{where}: an expression monitor names its points in `expression`, not `point`"
             raise ConfigError(msg)
         expression = parse_expression(table.get("expression", ""))
-    elif not isinstance(point, str) or point.count(".") != 1 or not all(point.split(".")):
+    elif kind == "event":
+        if "point" in table:
+            msg = f"{where}: an event monitor names its event in `event`, not `point`"
+            raise ConfigError(msg)
+    elif not _source_dot_name(point):
         msg = f"{where}: point must be <source>.<point>, got {point!r}"
         raise ConfigError(msg)
+    event_keys = _event_keys(where, kind, table)
     levels, max_age_s = _levels_and_age(where, kind, table)
     level = table.get("level", RED)
     if level not in (YELLOW, RED):
@@ -348,7 +371,60 @@ def _checked(where: str, name: str, kind: str, table: Mapping[str, Any]) -> Moni
         enabled=enabled,
         response=_response(where, table.get("response", {})),
         description=description,
+        **event_keys,
     )
+
+
+def _source_dot_name(name: object) -> bool:
+    """Whether ``name`` is ``<source>.<name>``."""
+    return isinstance(name, str) and name.count(".") == 1 and all(name.split("."))
+
+
+_EVENT_ONLY: Final = ("event", "match", "count", "window_s", "clear_event", "clear_after_s")
+#: Mission time an event monitor stays red after its last event when no clearing is given (s).
+EVENT_CLEAR_AFTER_S: Final = 600.0
+
+
+def _event_keys(where: str, kind: str, table: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of an ``event`` monitor, checked (and refused on the other kinds)."""
+    if kind != "event":
+        extra = [key for key in _EVENT_ONLY if key in table]
+        if extra:
+            msg = f"{where}: {', '.join(extra)} apply to event monitors only"
+            raise ConfigError(msg)
+        return {}
+    event, clear_event = table.get("event"), table.get("clear_event", "")
+    if not _source_dot_name(event):
+        msg = f"{where}: event must be <source>.<event>, got {event!r}"
+        raise ConfigError(msg)
+    if clear_event and not _source_dot_name(clear_event):
+        msg = f"{where}: clear_event must be <source>.<event>, got {clear_event!r}"
+        raise ConfigError(msg)
+    match = table.get("match", {})
+    if not isinstance(match, dict) or not all(isinstance(v, (str, int, float, bool)) for v in match.values()):
+        msg = f"{where}: match must be a table of event fields and plain values, got {match!r}"
+        raise ConfigError(msg)
+    count = table.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
+        msg = f"{where}: count must be a whole number from 1 to 1000, got {count!r}"
+        raise ConfigError(msg)
+    window_s = _number(where, "window_s", table.get("window_s", 0.0))
+    if count > 1 and window_s <= 0.0:
+        msg = f"{where}: count > 1 needs window_s, the mission seconds the events must fall within"
+        raise ConfigError(msg)
+    default_clear_s = 0.0 if clear_event else EVENT_CLEAR_AFTER_S
+    clear_after_s = _number(where, "clear_after_s", table.get("clear_after_s", default_clear_s))
+    if clear_after_s < 0.0:
+        msg = f"{where}: clear_after_s must not be negative"
+        raise ConfigError(msg)
+    return {
+        "event": event,
+        "match": dict(match),
+        "count": count,
+        "window_s": window_s,
+        "clear_event": clear_event,
+        "clear_after_s": clear_after_s,
+    }
 
 
 def _levels_and_age(where: str, kind: str, table: Mapping[str, Any]) -> tuple[dict[str, float], float]:
@@ -424,6 +500,8 @@ class MonitorState:
     last_t_s: float | None = None
     updated_t_s: float | None = None
     transitions: int = 0
+    #: Event monitors: mission times of the recent matching events (at most ``count``).
+    occurrences: list[float] = field(default_factory=list)
 
 
 def _level_of(value: float, levels: Mapping[str, float]) -> str:
@@ -454,9 +532,24 @@ class MonitorBank:
         self.enabled = {name: spec.enabled for name, spec in self.specs.items()}
         self.samples: dict[str, Any] = {}
         self._by_point: dict[str, list[MonitorSpec]] = {}
+        self._by_event: dict[str, list[MonitorSpec]] = {}
         for spec in self.specs.values():
             if spec.kind in ("limit", "rate", "stale"):
                 self._by_point.setdefault(spec.point, []).append(spec)
+            elif spec.kind == "event":
+                self._by_event.setdefault(spec.event, []).append(spec)
+                if spec.clear_event:
+                    self._by_event.setdefault(spec.clear_event, []).append(spec)
+
+    @property
+    def events(self) -> frozenset[str]:
+        """The events (``<source>.<name>``) the event monitors listen for, clearing ones included."""
+        return frozenset(self._by_event)
+
+    @property
+    def points(self) -> frozenset[str]:
+        """Every point a monitor reads."""
+        return frozenset().union(*(spec.points for spec in self.specs.values()))
 
     def state(self, name: str) -> str:
         """``green``, ``yellow``, ``red`` or ``disabled``."""
@@ -486,8 +579,29 @@ class MonitorBank:
                 self._step(spec, GREEN, t_s, {"point": point, "age_s": 0.0}, out)
         return out
 
+    def observe_event(self, event: str, data: Mapping[str, Any], t_s: float) -> list[Transition]:
+        """Event ``event`` (``<source>.<name>``) with ``data`` happened at mission time ``t_s``."""
+        out: list[Transition] = []
+        for spec in self._by_event.get(event, ()):
+            if not self.enabled[spec.name] or any(data.get(k) != v for k, v in spec.match.items()):
+                continue
+            memory = self.states[spec.name]
+            if event == spec.event:
+                memory.occurrences.append(t_s)
+                if spec.count > 1:
+                    memory.occurrences = [t for t in memory.occurrences if t_s - t <= spec.window_s]
+                del memory.occurrences[: -spec.count]
+                memory.updated_t_s = t_s
+                if len(memory.occurrences) >= spec.count:
+                    cause = {"event": event, "count": len(memory.occurrences), **_short(data)}
+                    self._step(spec, spec.level, t_s, cause, out)
+            elif memory.state != GREEN:
+                memory.occurrences.clear()
+                self._step(spec, GREEN, t_s, {"event": event}, out)
+        return out
+
     def check(self, t_s: float) -> list[Transition]:
-        """Run staleness and expression monitors at mission time ``t_s``."""
+        """Run staleness, expression and event-clearing monitors at mission time ``t_s``."""
         out: list[Transition] = []
         for spec in self.specs.values():
             if not self.enabled[spec.name]:
@@ -500,6 +614,16 @@ class MonitorBank:
                 age_s = t_s - seen
                 if age_s > spec.max_age_s:
                     self._step(spec, RED, t_s, {"point": spec.point, "age_s": age_s}, out)
+            elif spec.kind == "event":
+                seen = memory.updated_t_s
+                if (
+                    memory.state != GREEN
+                    and spec.clear_after_s > 0.0
+                    and seen is not None
+                    and t_s - seen >= spec.clear_after_s
+                ):
+                    memory.occurrences.clear()
+                    self._step(spec, GREEN, t_s, {"event": spec.event, "quiet_s": t_s - seen}, out)
             elif spec.expression is not None:
                 truth = spec.expression.value(self.samples)
                 if truth is not None:
@@ -549,6 +673,11 @@ class MonitorBank:
         if respond and spec.policy == "one_shot":
             memory.latched = True
         out.append(Transition(spec.name, previous, level, t_s, cause, respond, spec.response))
+
+
+def _short(data: Mapping[str, Any]) -> dict[str, Any]:
+    """An event's plain fields, for a transition's cause."""
+    return {k: v for k, v in data.items() if isinstance(v, (str, int, float, bool)) and k != "severity"}
 
 
 def _as_number(value: Any) -> float:

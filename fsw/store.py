@@ -186,16 +186,17 @@ def _unpack(blob: bytes, where: str) -> Any:
         raise StorageError(msg) from exc
 
 
-def quarantine(path: str | Path) -> Path:
+def quarantine(path: str | Path, label: str = "damaged") -> Path:
     """Move a store that cannot be used (and its WAL files) aside; return where it went.
 
-    Nothing is deleted: the file is renamed ``<name>.damaged-<n>``.
+    Nothing is deleted: the file is renamed ``<name>.<label>-<n>``, ``n`` the first free
+    number. Raises :class:`StorageError` if it cannot be moved.
     """
     source = Path(path)
     n = 1
-    while source.with_name(f"{source.name}.damaged-{n}").exists():
+    while source.with_name(f"{source.name}.{label}-{n}").exists():
         n += 1
-    target = source.with_name(f"{source.name}.damaged-{n}")
+    target = source.with_name(f"{source.name}.{label}-{n}")
     try:
         source.rename(target)
         for suffix in ("-wal", "-shm"):

@@ -28,8 +28,10 @@ it as downlinked (the ground link plugs in there). The queue is bounded by
 :mod:`subsystems.downlink` for the rule) and every drop is counted per priority; drops of
 events or housekeeping are reported by ``downlink_loss`` at most once an hour.
 
-Command loss. No valid command for ``command_loss_timeout_s`` of mission time (15 days
-by default: longer than a direct-to-Earth outage) is a fault: the ``command_loss`` event,
+Command loss. No valid command from off the base (commands sent by the base's own
+processes, such as fault protection's sequences, do not count) for
+``command_loss_timeout_s`` of mission time (15 days by default: longer than a
+direct-to-Earth outage) is a fault: the ``command_loss`` event,
 and the ``command_loss`` housekeeping point true until the next valid command (which
 raises ``command_loss_cleared``).
 
@@ -178,6 +180,10 @@ class CommsProcess(FlightProcess):
         self._radio_suspect_cycles = 0
         self.radio_faults = 0
         self.last_command_t_s = 0.0
+        #: Senders on the base itself: their commands are not contact with the ground.
+        self._on_board = frozenset(
+            {"clock", "bus", "supervisor", *(process.name for process in self.deployment.processes)}
+        )
         self.command_loss_raised = False
         self.command_losses = 0
         self.downlinked_bytes = 0
@@ -336,7 +342,11 @@ class CommsProcess(FlightProcess):
     # ----------------------------------------------------------------- commands and telemetry
 
     def _execute(self, message: Any) -> None:
-        # Any valid command resets the command-loss timer and clears the fault.
+        # A command from off the base (not from one of its own processes, such as fault
+        # protection's sequences) resets the command-loss timer and clears the fault.
+        if str(getattr(message, "source", "")) in self._on_board:
+            super()._execute(message)
+            return
         self.last_command_t_s = self.mission_time_s
         if self.command_loss_raised:
             self.command_loss_raised = False

@@ -20,7 +20,9 @@ the gap between the thresholds is the hysteresis. With ``restore_needs_surplus``
 (on by default) a tier also waits until the net power (generation minus load)
 covers its rating (``tier_loads_w``), so restoring it does not put the battery
 straight back into discharge. A tier switched off by command stays off until
-commanded on; a shed tier commanded on is no longer shed.
+commanded on; a tier shed for energy and commanded on comes back when shedding
+restores it (with autonomous shedding off, at once), so a command to restore loads
+(fault protection's ``enter_nominal``) never fights the shedding.
 
 Modes: ``NOMINAL``, ``ALARM`` (depth of discharge at ``alarm_dod`` 0.70 or more,
 or bus below ``alarm_bus_v`` 114 V), ``SHEDDING`` (at least one tier shed),
@@ -147,7 +149,8 @@ class PowerProcess(FlightProcess):
                     Arg("tier", ArgType.INT, low=1, high=4, description="Load tier T1..T4."),
                     Arg("on", ArgType.BOOL, description="Switch on (true) or off (false)."),
                 ),
-                "Switch a load tier. A tier switched off stays off until switched on.",
+                "Switch a load tier. A tier switched off stays off until switched on; a tier shed for "
+                "energy comes back when autonomous shedding restores it (result shed: true).",
             ),
             CommandDef(
                 "set_autonomous_shedding",
@@ -382,6 +385,9 @@ class PowerProcess(FlightProcess):
             raise CommandRejected(msg)
         if on:
             self.commanded_off.discard(tier)
+            if tier in self.shed and self.autonomous:
+                # Shed for energy: it comes back when shedding restores it, not before.
+                return {"tier": tier, "on": False, "shed": True}
             self.shed.discard(tier)
         else:
             self.commanded_off.add(tier)

@@ -15,10 +15,10 @@ from fsw.run import parse_duration, parse_speed
 class TestDefault:
     """The embedded default base loads with no file."""
 
-    def test_default_has_the_four_subsystems_and_the_simulator(self) -> None:
+    def test_default_has_the_four_subsystems_the_simulator_and_fault_protection(self) -> None:
         base = deployment.load_default(run_dir="/tmp/fsw-default")
         names = [p.name for p in base.processes]
-        assert names == ["simulator", "power", "thermal", "comms", "reactor"]
+        assert names == ["simulator", "power", "thermal", "comms", "reactor", "protection"]
         assert base.bus.publish == "ipc:///tmp/fsw-default/pub"
         assert "simulator" not in base.lockstep_participants
 
