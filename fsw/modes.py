@@ -25,7 +25,9 @@ staged recovery (``SURVIVAL`` -> ``SAFE`` -> ``NOMINAL``) holds in turn.
 Rules the table keeps: the base never boots blind into ``NOMINAL`` while a red monitor
 stands; it never returns to ``NOMINAL`` on its own while a red monitor stands, nor before
 every monitor has been clear for ``recovery_hold_s`` of mission time; ``EMERGENCY`` is
-left only by a ground command. Every change is a :class:`ModeChange` with its cause.
+left by a ground command, or, with ``emergency_exit`` on, to ``SAFE`` once no monitor has
+been red for the hold (which needs the reactor's trip reset first). Every change is a
+:class:`ModeChange` with its cause.
 """
 
 from __future__ import annotations
@@ -80,6 +82,14 @@ TRANSITIONS: Final = (
     Rule("recover", (DEGRADED, SAFE), NOMINAL, "clear_for_hold", AUTO, "every monitor clear for the hold"),
     Rule("recover", (SAFE,), DEGRADED, "safe_for_hold", AUTO, "no danger for the hold, impairments stand"),
     Rule("recover", (SURVIVAL,), SAFE, "safe_for_hold", AUTO, "energy back: no danger for the hold"),
+    Rule(
+        "recover",
+        (EMERGENCY,),
+        SAFE,
+        "emergency_cleared",
+        AUTO,
+        "only if emergency_exit: the trip reset and every monitor clear for the hold",
+    ),
     Rule("ground_nominal", (DEGRADED, SAFE, SURVIVAL, EMERGENCY), NOMINAL, "no_red", GROUND, "ground"),
     Rule("ground_safe", (NOMINAL, DEGRADED, SURVIVAL, EMERGENCY), SAFE, "always", GROUND, "ground"),
     Rule("ground_degraded", (NOMINAL, SAFE), DEGRADED, "always", GROUND, "ground"),
@@ -130,6 +140,9 @@ class BaseModes:
 
     recovery_hold_s: float = RECOVERY_HOLD_S
     initial: str = BOOT
+    #: Whether EMERGENCY may be left without ground: to SAFE once no monitor has been red
+    #: for the hold (the reactor's trip reset, by a stored sequence). Off: ground only.
+    emergency_exit: bool = False
     red_monitors: set[str] = field(default_factory=set)
     impaired: set[str] = field(default_factory=set)
     clear_since_s: float | None = 0.0
@@ -197,6 +210,10 @@ class BaseModes:
             and self.safe_for_hold()
         )
 
+    def emergency_cleared(self, _event: Any = None) -> bool:
+        """``emergency_exit`` is on, and :meth:`clear_for_hold`."""
+        return self.emergency_exit and self.clear_for_hold()
+
     # inputs ------------------------------------------------------------------------
 
     def set_red(self, red_monitors: set[str], now_s: float, impaired: set[str] | None = None) -> None:
@@ -243,7 +260,7 @@ class BaseModes:
         if change is not None:
             return change
         if self.mode == EMERGENCY and by == AUTO:
-            return Refusal(mode, "EMERGENCY is left only by a ground command")
+            return Refusal(mode, "EMERGENCY is left by a ground command or its own recovery only")
         if not self.no_red() and mode == NOMINAL:
             return Refusal(mode, f"red monitors stand: {', '.join(sorted(self.red_monitors))}")
         return Refusal(mode, f"no transition from {self.mode} to {mode}")

@@ -342,10 +342,7 @@ def _checked(where: str, name: str, kind: str, table: Mapping[str, Any]) -> Moni
     if level not in (YELLOW, RED):
         msg = f"{where}: level must be yellow or red, got {level!r}"
         raise ConfigError(msg)
-    persistence = table.get("persistence", 1)
-    if isinstance(persistence, bool) or not isinstance(persistence, int) or not 1 <= persistence <= 10_000:
-        msg = f"{where}: persistence must be a whole number of samples from 1 to 10000, got {persistence!r}"
-        raise ConfigError(msg)
+    persistence = _whole(where, "persistence", table.get("persistence", 1), 10_000)
     policy = table.get("policy", "rearm")
     if policy not in POLICIES:
         msg = f"{where}: policy must be one of {', '.join(POLICIES)}, got {policy!r}"
@@ -404,10 +401,7 @@ def _event_keys(where: str, kind: str, table: Mapping[str, Any]) -> dict[str, An
     if not isinstance(match, dict) or not all(isinstance(v, (str, int, float, bool)) for v in match.values()):
         msg = f"{where}: match must be a table of event fields and plain values, got {match!r}"
         raise ConfigError(msg)
-    count = table.get("count", 1)
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
-        msg = f"{where}: count must be a whole number from 1 to 1000, got {count!r}"
-        raise ConfigError(msg)
+    count = _whole(where, "count", table.get("count", 1), 1000)
     window_s = _number(where, "window_s", table.get("window_s", 0.0))
     if count > 1 and window_s <= 0.0:
         msg = f"{where}: count > 1 needs window_s, the mission seconds the events must fall within"
@@ -444,6 +438,14 @@ def _levels_and_age(where: str, kind: str, table: Mapping[str, Any]) -> tuple[di
             msg = f"{where}: max_age_s must be a positive number of seconds"
             raise ConfigError(msg)
     return levels, max_age_s
+
+
+def _whole(where: str, key: str, value: object, high: int) -> int:
+    """``value`` as a whole number from 1 to ``high``; :class:`ConfigError` naming ``key`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+        msg = f"{where}: {key} must be a whole number from 1 to {high}, got {value!r}"
+        raise ConfigError(msg)
+    return value
 
 
 def _number(where: str, key: str, value: object) -> float:
@@ -564,7 +566,7 @@ class MonitorBank:
             memory.updated_t_s = t_s
             if not self.enabled[spec.name]:
                 continue
-            number = _as_number(value)
+            number = as_number(value)
             if spec.kind == "limit":
                 level = _level_of(number, spec.levels)
                 cause = {"point": point, "value": value}
@@ -680,7 +682,8 @@ def _short(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if isinstance(v, (str, int, float, bool)) and k != "severity"}
 
 
-def _as_number(value: Any) -> float:
+def as_number(value: Any) -> float:
+    """A telemetry value as a number: booleans 1 and 0, numbers as floats, anything else NaN."""
     if isinstance(value, bool):
         return 1.0 if value else 0.0
     if isinstance(value, (int, float)):
@@ -694,6 +697,7 @@ __all__ = [
     "MonitorSpec",
     "Response",
     "Transition",
+    "as_number",
     "load_monitors",
     "parse_expression",
     "parse_monitors",

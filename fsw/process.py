@@ -658,6 +658,11 @@ class FlightProcess(Process):
     """
 
     frame_participant: ClassVar[bool] = True
+    #: Take ticks from the bus (``tick.clock.frame``, through the broker) instead of the
+    #: clock's direct socket. The broker forwards in order, so a tick reaches this process
+    #: behind the messages published before the clock sent it: a process that acts on other
+    #: processes' telemetry in mission time (fault protection) never runs ahead of it.
+    ticks_through_bus: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -684,8 +689,9 @@ class FlightProcess(Process):
         """Run one control cycle. Board reads see the world at this frame."""
 
     def subscriptions(self) -> tuple[bytes, ...]:
-        """What the subclass adds (:meth:`extra_subscriptions`); ticks come on the direct tick path."""
-        return self.extra_subscriptions()
+        """What the subclass adds (:meth:`extra_subscriptions`), and the bus's ticks if it takes them."""
+        bus_ticks = (b"tick.clock.frame",) if self.ticks_through_bus else ()
+        return (*bus_ticks, *self.extra_subscriptions())
 
     def extra_subscriptions(self) -> tuple[bytes, ...]:
         """Topic prefixes this process wants besides ticks."""
@@ -714,6 +720,10 @@ class FlightProcess(Process):
             self.deployment.bus.frames,
             high_water_mark=self.deployment.bus.high_water_mark,
         )
+        if self.ticks_through_bus:
+            # The bus subscription is up once the own heartbeat echoes: the tick path with it.
+            self._tick_path_up = True
+            return
         self._ticks = connect(
             self.context,
             zmq.SUB,
@@ -773,11 +783,13 @@ class FlightProcess(Process):
             self._frames.send(body, zmq.NOBLOCK)
 
     def _on_tick(self, message: Message) -> None:
-        if not self._joined or message.name != self.name:
+        if not self._joined or message.name != ("frame" if self.ticks_through_bus else self.name):
             return
         number = message.data.get("frame")
         if not isinstance(number, int) or number <= self.frame:
             return
+        if number % self._frames_per_cycle and number % self._frames_per_housekeeping:
+            return  # a bus tick of a frame this process has no work in (the clock does not wait)
         self.frame = number
         self.mission_time_s = message.t_s
         if self.bus is not None:

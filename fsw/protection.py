@@ -23,8 +23,10 @@ Responses
     subsystems have them); entering a mode stops the entry sequence of the mode left.
 
 Timing
-    Samples and events are evaluated when they arrive, with the mission time they carry,
-    and a response goes out at once; time-driven checks (staleness, expressions, event
+    Ticks come through the broker like the telemetry, so the process never runs ahead of
+    the data it judges (a busy broker delays its frames, not its view of them). Samples
+    and events are evaluated when they arrive, with the mission time they carry, and a
+    response goes out at once; time-driven checks (staleness, expressions, event
     clearing, recovery holds, sequence steps) run on the process's control cycle.
     Sequence steps are sent through the router like any command and wait for their
     final status without blocking the loop.
@@ -48,6 +50,11 @@ Parameters (``[processes.protection.params]``)
     a path relative to the deployment file, or ``package:path`` for files shipped in a
     Python package (``subsystems:protection/monitors.toml``); ``store`` (a path, default
     ``<state_dir>/protection.db``); ``entry_sequences`` (a table: mode -> sequence);
+    ``schedule`` (a table: sequence -> mission time it starts at, once: ``"10d"``);
+    ``mode_timers`` (a table: mode -> ``{ after = "1h", sequence = ..., attempts = 3 }``:
+    the sequence starts each ``after`` spent in the mode, at most ``attempts`` times per
+    stay); ``emergency_exit`` (false: EMERGENCY is left by ground only; true: also to SAFE
+    once no monitor has been red for the hold, see :mod:`fsw.modes`);
     ``recovery_hold_s`` (600), ``boot_s`` (10: mission seconds ``BOOT`` lasts, the first
     look at the monitors, long enough for every housekeeping packet to arrive once),
     ``step_timeout_s`` (30: mission seconds a
@@ -71,7 +78,7 @@ from fsw.messages import Kind, Message
 from fsw.modes import AUTO, BOOT, DEGRADED, EMERGENCY, GROUND, MODES, NOMINAL, BaseModes, ModeChange, Refusal
 from fsw.monitors import DISABLED, GREEN, RED, YELLOW, MonitorBank, MonitorSpec, Transition, load_monitors
 from fsw.process import FlightProcess, Frame
-from fsw.run import RunOptions
+from fsw.run import RunOptions, parse_duration
 from fsw.sequences import ABORTED, DONE, WAITING, Sequence, SequenceRun, load_sequence, parse_sequence
 from fsw.store import StateStore, quarantine
 from fsw.timesource import TimeSource
@@ -83,7 +90,15 @@ PARAMS: Final[dict[str, tuple[float, float, float]]] = {
     "step_timeout_s": (30.0, 0.1, 1e6),
     "event_log_rows": (100_000.0, 100.0, 1e8),
 }
-_TEXT_PARAMS: Final = ("monitors", "sequences", "store", "entry_sequences")
+_TEXT_PARAMS: Final = (
+    "monitors",
+    "sequences",
+    "store",
+    "entry_sequences",
+    "schedule",
+    "mode_timers",
+    "emergency_exit",
+)
 
 #: Sequences running at once, at most (a start past it is refused).
 MAX_RUNNING: Final = 16
@@ -131,7 +146,9 @@ def check_points(
     """Refuse monitors whose points or events no process of ``deployment`` can produce.
 
     A point must be a telemetry point of its source, or the source must have a board (its
-    channels are read from board samples). Raises :class:`ConfigError` naming the monitor.
+    channels are read from board samples); an event must be one its source's dictionary
+    declares (the supervisor's are not checked: it has no dictionary). Raises
+    :class:`ConfigError` naming the monitor.
     """
     sources = set(dictionaries) | {"supervisor"}
     boards = {spec.name for spec in deployment.processes if spec.board is not None}
@@ -147,10 +164,18 @@ def check_points(
                 if point not in known:
                     msg = f"monitor {spec.name!r}: {source} has no telemetry point {point!r}"
                     raise ConfigError(msg)
+            elif name not in spec.points and source in dictionaries:
+                events = {e.name for e in dictionaries[source].events}
+                if point not in events:
+                    msg = f"monitor {spec.name!r}: {source} has no event {point!r} ({name})"
+                    raise ConfigError(msg)
 
 
 class FaultProtection(FlightProcess):
     """The fault-protection process (see the module docstring)."""
+
+    #: Ticks through the broker, behind the telemetry they follow: never ahead of its data.
+    ticks_through_bus: ClassVar[bool] = True
 
     dictionary: ClassVar[Dictionary] = Dictionary(
         telemetry=(
@@ -226,9 +251,20 @@ class FaultProtection(FlightProcess):
         self.specs = self._load_monitors(where)
         self.sequences = self._load_sequences(where)
         self.entry_sequences = self._entry_sequences(where)
+        self.schedule = self._schedule(where)
+        #: Scheduled sequences already started (kept in the store: each starts once).
+        self._scheduled_done: set[str] = set()
         self.store_path = self._store_path(where)
         self.bank = MonitorBank(self.specs)
-        self.modes = BaseModes(recovery_hold_s=self.recovery_hold_s)
+        emergency_exit = spec.params.get("emergency_exit", False)
+        if not isinstance(emergency_exit, bool):
+            msg = f"[{where}] emergency_exit must be true or false, got {emergency_exit!r}"
+            raise ConfigError(msg)
+        self.emergency_exit = emergency_exit
+        self.mode_timers = self._mode_timers(where)
+        #: Mode timers' sequences started in the present mode (reset on every mode change).
+        self._timer_starts = 0
+        self.modes = BaseModes(recovery_hold_s=self.recovery_hold_s, emergency_exit=emergency_exit)
         self.runs: dict[str, SequenceRun] = {}
         self._run_by: dict[str, str] = {}
         self._pending: dict[str, str] = {}
@@ -248,6 +284,9 @@ class FaultProtection(FlightProcess):
         self._uplinked: dict[str, str] = {}
         #: Events found while starting (a resumed state, a damaged store), published once joined.
         self._deferred_events: list[tuple[str, dict[str, Any]]] = []
+        #: Events published while a response is under way, appended to the log after its send.
+        self._unlogged: list[tuple[float, str, dict[str, Any]]] = []
+        self._responding = False
 
     # ----------------------------------------------------------------- configuration
 
@@ -269,6 +308,13 @@ class FaultProtection(FlightProcess):
     def _load_sequences(self, where: str) -> dict[str, Sequence]:
         reference = self.params.get("sequences", "")
         if not reference:
+            for spec in self.specs:
+                if spec.response.sequence:
+                    name = spec.response.sequence
+                    msg = (
+                        f"monitor {spec.name!r}: response sequence {name!r}, but [{where}] names no sequences"
+                    )
+                    raise ConfigError(msg)
             return {}
         if not isinstance(reference, str):
             msg = f"[{where}] sequences must be a directory path"
@@ -304,6 +350,53 @@ class FaultProtection(FlightProcess):
                 msg = f"[{where}.entry_sequences] {mode} = {name!r}: no such sequence"
                 raise ConfigError(msg)
         return {str(k): str(v) for k, v in raw.items()}
+
+    def _schedule(self, where: str) -> dict[str, float]:
+        raw = self.params.get("schedule", {})
+        if not isinstance(raw, Mapping):
+            msg = f'[{where}] schedule must be a table of sequence = mission time ("36h", "10d")'
+            raise ConfigError(msg)
+        schedule: dict[str, float] = {}
+        for name, when in raw.items():
+            if name not in self.sequences:
+                msg = f"[{where}.schedule] {name!r}: no such sequence"
+                raise ConfigError(msg)
+            try:
+                schedule[str(name)] = parse_duration(str(when))
+            except ConfigError as exc:
+                msg = f"[{where}.schedule] {name}: {exc}"
+                raise ConfigError(msg) from exc
+        return schedule
+
+    def _mode_timers(self, where: str) -> dict[str, tuple[float, str, int]]:
+        """``mode_timers``: mode -> (after_s, sequence, attempts), checked."""
+        raw = self.params.get("mode_timers", {})
+        if not isinstance(raw, Mapping):
+            msg = f"[{where}] mode_timers must be a table of mode = {{ after, sequence, attempts }}"
+            raise ConfigError(msg)
+        timers: dict[str, tuple[float, str, int]] = {}
+        for mode, table in raw.items():
+            key = f"[{where}.mode_timers] {mode}"
+            if mode not in MODES[1:]:
+                msg = f"{key}: not a mode ({', '.join(MODES[1:])})"
+                raise ConfigError(msg)
+            if not isinstance(table, Mapping) or set(table) - {"after", "sequence", "attempts"}:
+                msg = f"{key} must be a table of after, sequence and attempts"
+                raise ConfigError(msg)
+            name, attempts = table.get("sequence"), table.get("attempts", 1)
+            if name not in self.sequences:
+                msg = f"{key}: sequence {name!r} is not loaded"
+                raise ConfigError(msg)
+            if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 100:
+                msg = f"{key}: attempts must be a whole number from 1 to 100, got {attempts!r}"
+                raise ConfigError(msg)
+            try:
+                after_s = parse_duration(str(table.get("after", "")))
+            except ConfigError as exc:
+                msg = f"{key}: after: {exc}"
+                raise ConfigError(msg) from exc
+            timers[str(mode)] = (after_s, str(name), attempts)
+        return timers
 
     def _store_path(self, where: str) -> Path:
         reference = self.params.get("store", "")
@@ -357,6 +450,7 @@ class FaultProtection(FlightProcess):
             damaged = {"error": str(exc)[:200], "moved_to": moved.name}
             self._deferred_events.append(("protection_store_damaged", damaged))
         stored_run = self.store.get("run_id")
+        new_run = stored_run not in (None, self.options.run_id)
         if self.options.lockstep and stored_run not in (None, self.options.run_id):
             # A simulated run starts its mission time at zero: the state of another one
             # does not apply. It is kept whole, moved aside.
@@ -366,9 +460,13 @@ class FaultProtection(FlightProcess):
             self.store = StateStore(self.store_path, max_events=self.event_log_rows)
         if stored_run != self.options.run_id:
             self._put("run_id", self.options.run_id, 0.0)
-        self._resume()
+        self._resume(new_run=new_run)
 
-    def _resume(self) -> None:
+    def _resume(self, *, new_run: bool = False) -> None:
+        """Take up the stored state. In a new run (the whole base restarted) an event
+        monitor that is not latched starts green: the processes whose events it counts
+        started again too, and one that is still in trouble says so again (a board still
+        silent is lost again), while one that is not never sends the clearing event."""
         if self.store is None:
             return
         self._uplinked = {}
@@ -379,6 +477,7 @@ class FaultProtection(FlightProcess):
                     str(text), source=source, dictionaries=self.dictionaries
                 )
                 self._uplinked[str(name)] = str(text)
+        self._scheduled_done = {str(n) for n in self.store.get("scheduled_done", []) or []}
         counters = self.store.get("counters", {}) or {}
         for key in self.counters:
             if isinstance(counters.get(key), int):
@@ -390,8 +489,10 @@ class FaultProtection(FlightProcess):
             memory = self.bank.states[name]
             self.bank.enabled[name] = bool(saved.get("enabled", True))
             state = saved.get("state", GREEN)
-            memory.state = memory.candidate = state if state in (GREEN, YELLOW, RED) else GREEN
             memory.latched = bool(saved.get("latched", False))
+            if new_run and self.bank.specs[name].kind == "event" and not memory.latched:
+                state = GREEN
+            memory.state = memory.candidate = state if state in (GREEN, YELLOW, RED) else GREEN
             memory.transitions = int(saved.get("transitions", 0))
         stored_mode = self.store.get("mode")
         mode = stored_mode.get("mode") if isinstance(stored_mode, dict) else None
@@ -408,7 +509,9 @@ class FaultProtection(FlightProcess):
                 self._run_by[name] = str(saved.get("by", "resumed"))
                 resumed_runs.append(name)
         if mode in MODES and mode not in (BOOT, NOMINAL):
-            self.modes = BaseModes(recovery_hold_s=self.recovery_hold_s, initial=mode)
+            self.modes = BaseModes(
+                recovery_hold_s=self.recovery_hold_s, initial=mode, emergency_exit=self.emergency_exit
+            )
         self.modes.set_red(red, 0.0, red & self._impairing)
         self.mode = self.modes.mode
         if mode is not None:
@@ -424,8 +527,9 @@ class FaultProtection(FlightProcess):
                 )
             )
 
-    def on_joined(self) -> None:
-        """Publish what the start found (a resumed state, a damaged store)."""
+    def _publish_deferred(self) -> None:
+        """Publish what the start found (a resumed state, a damaged store), once: at the first
+        frame, so the events carry the mission time of the resume, not 0."""
         for name, data in self._deferred_events:
             self._event(name, **data)
         self._deferred_events = []
@@ -451,7 +555,10 @@ class FaultProtection(FlightProcess):
         elif message.kind is Kind.EVENT and message.source != self.name:
             name = f"{message.source}.{message.name}"
             if name in self._watched_events:
-                self._on_transitions(self.bank.observe_event(name, message.data, message.t_s), message.t_s)
+                # A process that does not follow the frames (the supervisor) stamps its events
+                # with mission time 0: such an event happened now, not at the start of the run.
+                t_s = max(message.t_s, self.mission_time_s)
+                self._on_transitions(self.bank.observe_event(name, message.data, t_s), t_s)
 
     def on_frame(self, frame: Frame) -> None:
         """Time-driven monitors, the mode machine's own moves, and sequence steps."""
@@ -460,9 +567,27 @@ class FaultProtection(FlightProcess):
         if self._booted_s is None:
             self._booted_s = t_s
             self.modes.hold_from(t_s)  # a resumed mode holds from its first frame
+            self._publish_deferred()
         if self.modes.mode != BOOT or self._boot_ready(t_s):
             self._apply(self.modes.step(t_s), t_s)
+        self._mode_timer(t_s)
+        for name, at_s in self.schedule.items():
+            if t_s >= at_s and name not in self._scheduled_done:
+                self._scheduled_done.add(name)
+                self._put("scheduled_done", sorted(self._scheduled_done), t_s)
+                self._start(name, "time", t_s)
         self._step_sequences(t_s)
+
+    def _mode_timer(self, t_s: float) -> None:
+        """Start the present mode's timer sequence each ``after`` in the mode, up to ``attempts``."""
+        timer = self.mode_timers.get(self.modes.mode)
+        if timer is None:
+            return
+        after_s, name, attempts = timer
+        due_s = self.modes.entered_s + after_s * (self._timer_starts + 1)
+        if self._timer_starts < attempts and t_s >= due_s and name not in self.runs:
+            self._timer_starts += 1
+            self._start(name, f"timer:{self.modes.mode}:{self._timer_starts}", t_s)
 
     def _boot_ready(self, t_s: float) -> bool:
         """``BOOT`` ends ``boot_s`` of mission time after the first frame: the first look."""
@@ -475,6 +600,14 @@ class FaultProtection(FlightProcess):
     def _on_transitions(self, transitions: list[Transition], t_s: float) -> None:
         if not transitions:
             return
+        self._responding = True
+        try:
+            self._transitions(transitions, t_s)
+        finally:
+            self._responding = False
+            self._log_events()
+
+    def _transitions(self, transitions: list[Transition], t_s: float) -> None:
         for change in transitions:
             cause = ", ".join(f"{k}={_short(v)}" for k, v in change.cause.items())
             self._event(
@@ -522,6 +655,7 @@ class FaultProtection(FlightProcess):
             return
         self.mode = change.mode
         self.counters["mode_changes"] += 1
+        self._timer_starts = 0
         self._event(
             "mode_changed",
             severity_override="critical" if change.mode == EMERGENCY else "warning",
@@ -662,8 +796,18 @@ class FaultProtection(FlightProcess):
         else:
             self.event(name, **data)
         if self.store is not None:
+            self._unlogged.append((self.mission_time_s, name, dict(data)))
+            if not self._responding:
+                self._log_events()
+
+    def _log_events(self) -> None:
+        """Append the events published so far to the store's event log."""
+        unlogged, self._unlogged = self._unlogged, []
+        if self.store is None:
+            return
+        for t_s, name, data in unlogged:
             try:
-                self.store.append_event(self.mission_time_s, name, dict(data))
+                self.store.append_event(t_s, name, data)
             except StorageError as exc:
                 self._store_failed(exc)
 

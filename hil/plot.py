@@ -14,10 +14,11 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from fsw.errors import CodecError, ConfigError
 from fsw.messages import decode
+from fsw.monitors import as_number
 from hil.recording import LogReader, Selection, select
 
 SECONDS_PER_DAY: Final = 86_400.0
@@ -79,7 +80,7 @@ def series(
                 if point in message.data:
                     target = out[name]
                     target.t_s.append(message.t_s)
-                    target.values.append(_number(message.data[point]))
+                    target.values.append(as_number(message.data[point]))
     missing = [name for name, s in out.items() if not s.t_s]
     if missing and missing_ok:
         for name in missing:
@@ -94,14 +95,6 @@ def series(
     for s in out.values():
         _thin(s)
     return out
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, (int, float)):
-        return float(value)
-    return math.nan
 
 
 def _thin(s: Series) -> None:

@@ -186,3 +186,164 @@ def test_any_samples_keep_every_monitor_in_a_defined_state(values: list[object])
         b.observe("reactor.fuel_temp_c", value, float(i))
         b.check(float(i))
         assert {b.state(n) for n in b.specs} <= {"green", "yellow", "red", "disabled"}
+
+
+# --- event monitors ------------------------------------------------------------------------
+
+EVENTS = """
+[[monitor]]
+name = "crashing"
+kind = "event"
+event = "supervisor.process_restarted"
+count = 2
+window_s = 600.0
+clear_after_s = 300.0
+response = { mode = "SAFE" }
+
+[[monitor]]
+name = "thermal_link"
+kind = "event"
+event = "thermal.board_link_lost"
+clear_event = "thermal.board_link_restored"
+response = { mode = "SAFE" }
+
+[[monitor]]
+name = "comms_restarts"
+kind = "event"
+event = "supervisor.process_restarted"
+match = { process = "comms" }
+level = "yellow"
+
+[[monitor]]
+name = "trip"
+kind = "event"
+event = "reactor.reactor_trip"
+policy = "one_shot"
+response = { mode = "EMERGENCY" }
+"""
+
+
+def event_bank() -> MonitorBank:
+    return MonitorBank(parse_monitors(EVENTS, source="e.toml"))
+
+
+def changes(transitions: list, monitor: str) -> list[tuple[str, str, bool]]:
+    return [(t.previous, t.state, t.respond) for t in transitions if t.monitor == monitor]
+
+
+def test_event_monitor_goes_red_on_count_events_within_the_window() -> None:
+    b = event_bank()
+    assert b.events == {
+        "supervisor.process_restarted",
+        "thermal.board_link_lost",
+        "thermal.board_link_restored",
+        "reactor.reactor_trip",
+    }
+    restarted = {"process": "power"}
+    assert changes(b.observe_event("supervisor.process_restarted", restarted, 0.0), "crashing") == []
+    # 700 s later the first restart has left the 600 s window: still one.
+    assert changes(b.observe_event("supervisor.process_restarted", restarted, 700.0), "crashing") == []
+    out = b.observe_event("supervisor.process_restarted", restarted, 1000.0)
+    assert changes(out, "crashing") == [("green", "red", True)]
+    (red,) = [t for t in out if t.monitor == "crashing"]
+    assert red.response.mode == "SAFE"
+    assert red.cause["count"] == 2
+    assert red.cause["process"] == "power"  # the event's plain fields say why
+
+
+def test_event_monitor_match_filters_on_the_events_fields() -> None:
+    b = event_bank()
+    assert (
+        changes(b.observe_event("supervisor.process_restarted", {"process": "power"}, 1.0), "comms_restarts")
+        == []
+    )
+    assert b.state("comms_restarts") == "green"
+    out = b.observe_event("supervisor.process_restarted", {"process": "comms"}, 2.0)
+    assert changes(out, "comms_restarts") == [("green", "yellow", False)]  # yellow never responds
+
+
+def test_event_monitor_clears_on_its_clear_event() -> None:
+    b = event_bank()
+    assert (
+        changes(b.observe_event("thermal.board_link_restored", {}, 1.0), "thermal_link") == []
+    )  # green already
+    out = b.observe_event("thermal.board_link_lost", {"error": "3 requests"}, 2.0)
+    assert changes(out, "thermal_link") == [("green", "red", True)]
+    assert changes(b.check(10_000.0), "thermal_link") == []  # a clear_event alone: no clearing by time
+    out = b.observe_event("thermal.board_link_restored", {}, 10_001.0)
+    assert changes(out, "thermal_link") == [("red", "green", False)]
+    # Lost again: it responds again (rearm).
+    assert changes(b.observe_event("thermal.board_link_lost", {}, 10_002.0), "thermal_link") == [
+        ("green", "red", True)
+    ]
+
+
+def test_event_monitor_clears_after_quiet_time_counted_from_the_last_event() -> None:
+    b = event_bank()
+    b.observe_event("supervisor.process_restarted", {"process": "power"}, 0.0)
+    b.observe_event("supervisor.process_restarted", {"process": "power"}, 10.0)
+    assert b.state("crashing") == "red"
+    b.observe_event("supervisor.process_restarted", {"process": "power"}, 100.0)  # a third, still red
+    assert changes(b.check(399.0), "crashing") == []  # 299 s since the last one
+    out = b.check(400.0)
+    assert changes(out, "crashing") == [("red", "green", False)]
+    (green,) = [t for t in out if t.monitor == "crashing"]
+    assert green.cause["quiet_s"] == 300.0
+    # The window starts over: one restart is not two.
+    assert (
+        changes(b.observe_event("supervisor.process_restarted", {"process": "power"}, 401.0), "crashing")
+        == []
+    )
+
+
+def test_event_monitor_without_clearing_clears_after_600_s_and_one_shot_latches() -> None:
+    b = event_bank()
+    (spec,) = [s for s in parse_monitors(EVENTS, source="e.toml") if s.name == "comms_restarts"]
+    assert (spec.clear_after_s, spec.clear_event) == (600.0, "")
+    b.observe_event("supervisor.process_restarted", {"process": "comms"}, 0.0)
+    assert changes(b.check(599.0), "comms_restarts") == []
+    assert changes(b.check(600.0), "comms_restarts") == [("yellow", "green", False)]
+    assert changes(b.observe_event("reactor.reactor_trip", {}, 1.0), "trip") == [("green", "red", True)]
+    assert changes(b.check(10_000.0), "trip") == []  # one-shot: latched red until rearmed
+    assert b.state("trip") == "red"
+    rearmed = b.rearm("trip", 10_001.0)
+    assert rearmed is not None
+    assert b.state("trip") == "green"
+
+
+def test_disabled_event_monitor_ignores_its_events() -> None:
+    b = event_bank()
+    b.set_enabled("thermal_link", False, 0.0)
+    assert changes(b.observe_event("thermal.board_link_lost", {}, 1.0), "thermal_link") == []
+    assert b.state("thermal_link") == "disabled"
+    b.set_enabled("thermal_link", True, 2.0)
+    assert b.state("thermal_link") == "green"
+
+
+E = "[[monitor]]\nname = 'e'\nkind = 'event'\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (E, "event must be <source>.<event>, got None"),
+        (E + "event = 'lost'\n", "event must be <source>.<event>, got 'lost'"),
+        (E + "event = 'a.b'\nclear_event = 'back'\n", "clear_event must be <source>.<event>"),
+        (E + "event = 'a.b'\nmatch = 'x'\n", "match must be a table"),
+        (E + "event = 'a.b'\nmatch = { x = [1] }\n", "match must be a table"),
+        (E + "event = 'a.b'\ncount = 0\n", "count must be a whole number from 1 to 1000"),
+        (E + "event = 'a.b'\ncount = true\n", "count must be a whole number"),
+        (E + "event = 'a.b'\ncount = 3\n", "count > 1 needs window_s"),
+        (E + "event = 'a.b'\nwindow_s = 'long'\n", "window_s must be a finite number"),
+        (E + "event = 'a.b'\nclear_after_s = -1\n", "clear_after_s must not be negative"),
+        (E + "event = 'a.b'\npoint = 'a.c'\n", "names its event in `event`, not `point`"),
+        (E + "event = 'a.b'\nred_high = 1\n", "apply to limit and rate monitors only"),
+        (A + "kind = 'limit'\npoint = 'p.x'\nred_low = 1\nevent = 'a.b'\ncount = 2\n",
+         "event, count apply to event monitors only"),
+        (E + "event = 'a.b'\nlevel = 'orange'\n", "level must be yellow or red"),
+    ],
+)  # fmt: skip
+def test_bad_event_monitors_are_config_errors_naming_file_monitor_and_key(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=r"e\.toml: monitor 'e'|e\.toml: monitor 'a'") as info:
+        parse_monitors(text, source="e.toml")
+    assert message in str(info.value)
