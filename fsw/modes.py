@@ -80,7 +80,7 @@ TRANSITIONS: Final = (
     Rule("survival", (NOMINAL, DEGRADED, SAFE), SURVIVAL, "always", AUTO, "energy-starved"),
     Rule("emergency", _ANY_BUT_EMERGENCY, EMERGENCY, "always", AUTO, "reactor trip confirmed"),
     Rule("recover", (DEGRADED, SAFE), NOMINAL, "clear_for_hold", AUTO, "every monitor clear for the hold"),
-    Rule("recover", (SAFE,), DEGRADED, "safe_for_hold", AUTO, "no danger for the hold, impairments stand"),
+    Rule("recover", (SAFE,), DEGRADED, "impaired_for_hold", AUTO, "no danger for the hold, impaired"),
     Rule("recover", (SURVIVAL,), SAFE, "safe_for_hold", AUTO, "energy back: no danger for the hold"),
     Rule(
         "recover",
@@ -209,6 +209,10 @@ class BaseModes:
             and self.now_s - self.quiet_since_s >= self.recovery_hold_s
             and self.safe_for_hold()
         )
+
+    def impaired_for_hold(self, _event: Any = None) -> bool:
+        """Impairments stand, and :meth:`safe_for_hold`."""
+        return bool(self.impaired) and self.safe_for_hold()
 
     def emergency_cleared(self, _event: Any = None) -> bool:
         """``emergency_exit`` is on, and :meth:`clear_for_hold`."""

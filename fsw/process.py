@@ -67,7 +67,7 @@ REGISTER_RETRY_S: Final = 0.5
 MAX_MESSAGES_PER_PASS: Final = 200
 
 #: Log level of an event by its severity.
-_LOG_LEVELS: Final = {
+LOG_LEVELS: Final = {
     "debug": "debug",
     "info": "info",
     "warning": "warning",
@@ -301,7 +301,7 @@ class Process:
         severity = declared.severity.value if declared else Severity.INFO.value
         if declared is None:
             self.log.warning("undeclared_event", event_name=name)
-        log_level = _LOG_LEVELS.get(severity, "info")
+        log_level = LOG_LEVELS.get(severity, "info")
         getattr(self.log, log_level)(name, severity=severity, **data)
         if self.bus is not None:
             self.bus.publish(Kind.EVENT, name, {"severity": severity, **data})

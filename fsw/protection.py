@@ -77,7 +77,7 @@ from fsw.errors import CommandRejected, ConfigError, FswError, StorageError
 from fsw.messages import Kind, Message
 from fsw.modes import AUTO, BOOT, DEGRADED, EMERGENCY, GROUND, MODES, NOMINAL, BaseModes, ModeChange, Refusal
 from fsw.monitors import DISABLED, GREEN, RED, YELLOW, MonitorBank, MonitorSpec, Transition, load_monitors
-from fsw.process import FlightProcess, Frame
+from fsw.process import LOG_LEVELS, FlightProcess, Frame
 from fsw.run import RunOptions, parse_duration
 from fsw.sequences import ABORTED, DONE, WAITING, Sequence, SequenceRun, load_sequence, parse_sequence
 from fsw.store import StateStore, quarantine
@@ -287,6 +287,8 @@ class FaultProtection(FlightProcess):
         #: Events published while a response is under way, appended to the log after its send.
         self._unlogged: list[tuple[float, str, dict[str, Any]]] = []
         self._responding = False
+        #: Mission time of the sample or event being judged (events are stamped with it).
+        self._judging_t_s: float | None = None
 
     # ----------------------------------------------------------------- configuration
 
@@ -601,10 +603,12 @@ class FaultProtection(FlightProcess):
         if not transitions:
             return
         self._responding = True
+        self._judging_t_s = t_s
         try:
             self._transitions(transitions, t_s)
         finally:
             self._responding = False
+            self._judging_t_s = None
             self._log_events()
 
     def _transitions(self, transitions: list[Transition], t_s: float) -> None:
@@ -789,14 +793,19 @@ class FaultProtection(FlightProcess):
         self._save_sequences(t_s)
 
     def _event(self, name: str, severity_override: str = "", **data: Any) -> None:
-        """Publish event ``name`` and append it to the store's event log."""
-        if severity_override and self.bus is not None:
-            self.log.info(name, severity=severity_override, **data)
-            self.bus.publish(Kind.EVENT, name, {"severity": severity_override, **data})
-        else:
-            self.event(name, **data)
+        """Publish event ``name`` and append it to the store's event log.
+
+        Stamped with the mission time of the sample or event being judged, while one is (so
+        a response carries the time of what caused it, whenever that reached this process),
+        else with this process's frame time.
+        """
+        t_s = self.mission_time_s if self._judging_t_s is None else self._judging_t_s
+        severity = severity_override or _SEVERITIES.get(name, "info")
+        getattr(self.log, LOG_LEVELS.get(severity, "info"))(name, severity=severity, t_s=t_s, **data)
+        if self.bus is not None:
+            self.bus.publish(Kind.EVENT, name, {"severity": severity, **data}, t_s)
         if self.store is not None:
-            self._unlogged.append((self.mission_time_s, name, dict(data)))
+            self._unlogged.append((t_s, name, dict(data)))
             if not self._responding:
                 self._log_events()
 
@@ -925,6 +934,10 @@ class FaultProtection(FlightProcess):
         self._put("uplinked", dict(self._uplinked), self.mission_time_s)
         self._event("sequence_uplinked", sequence=sequence.name, steps=len(sequence.steps))
         return {"sequence": sequence.name, "steps": len(sequence.steps)}
+
+
+#: Each event's declared severity, by name (runtime events included).
+_SEVERITIES: Final = {e.name: e.severity.value for e in FaultProtection.full_dictionary().events}
 
 
 def _short(value: Any) -> str:

@@ -338,18 +338,36 @@ class DroppedChannel(Effect):
 
 
 class StuckActuator(Effect):
-    """Commands to the actuator are acknowledged and have no effect."""
+    """Commands to the actuator are acknowledged and have no effect while the fault lasts.
+
+    Cleared, the actuator follows its command again: the last one it swallowed, if any.
+    """
 
     def __init__(self, actuator: str) -> None:
         self.actuator = actuator
+        #: The last command swallowed, re-applied when the fault clears.
+        self.swallowed: Value | None = None
 
     def swallows(self, actuator: str) -> bool:
         """True for this fault's actuator."""
         return actuator == self.actuator
 
+    def swallow(self, value: Value) -> None:
+        """A command to the actuator was swallowed."""
+        self.swallowed = value
+
+    def clear(self, board: FaultyBoard) -> None:
+        """The actuator follows its last command again."""
+        if self.swallowed is not None:
+            board.inner.command(self.actuator, self.swallowed)
+
 
 class ForcedActuator(StuckActuator):
-    """The actuator is driven to ``value`` when applied, then ignores commands."""
+    """The actuator is driven to ``value`` when applied, then ignores commands.
+
+    Cleared, it goes back to its last command: the last one swallowed, or the value it had
+    when the fault was applied (the actuator's reading of the same name, when the board has one).
+    """
 
     def __init__(self, actuator: str, value: float) -> None:
         super().__init__(actuator)
@@ -357,6 +375,9 @@ class ForcedActuator(StuckActuator):
 
     def apply(self, board: FaultyBoard) -> dict[str, Any]:
         """Drive the actuator (it takes effect in this step)."""
+        before = board.inner.read().get(self.actuator)
+        if before is not None and not isinstance(before, str):
+            self.swallowed = before
         board.inner.command(self.actuator, self.value)
         return {}
 
@@ -1020,8 +1041,11 @@ class FaultyBoard(BoardModel):
         checked = check_command(self.description, actuator, value)
         if isinstance(checked, Refusal):
             raise BoardError(checked.reason)
-        if any(effect.swallows(actuator) for effect in self._active.values()):
-            return
+        for effect in self._active.values():
+            if effect.swallows(actuator):
+                if isinstance(effect, StuckActuator):
+                    effect.swallow(checked)
+                return
         self.inner.command(actuator, checked)
 
     def step(self, dt_s: float, env: Environment, coupling: Coupling) -> None:
