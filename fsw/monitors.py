@@ -23,7 +23,8 @@ Kinds (``kind``)
 States: ``green``, ``yellow``, ``red``, and ``disabled``. A level holds only after
 ``persistence`` consecutive samples (default 1) agree, going up and coming back alike. A
 reading that is not a number (NaN, a missing float channel) is red for ``limit`` and
-``rate`` monitors: a sensor that cannot be read is not a healthy one. Policy ``rearm``
+``rate`` monitors: a sensor that cannot be read is not a healthy one (``invalid =
+"yellow"`` or ``"ignore"`` where a lost reading must not start the red response). Policy ``rearm``
 (default) responds every time the monitor goes red; ``one_shot`` responds once, then
 latches red until :meth:`MonitorBank.rearm`. ``response`` names what to do on red:
 ``sequence`` (a stored sequence's name), ``mode`` (a base mode to request), or both.
@@ -56,6 +57,8 @@ LEVEL_KEYS: Final = ("red_low", "yellow_low", "yellow_high", "red_high")
 GREEN: Final = "green"
 YELLOW: Final = "yellow"
 RED: Final = "red"
+#: ``invalid = "ignore"``: a reading that is not a number leaves the monitor as it was.
+IGNORE: Final = "ignore"
 DISABLED: Final = "disabled"
 _RANK: Final = {GREEN: 0, YELLOW: 1, RED: 2}
 
@@ -85,6 +88,7 @@ _KEYS: Final = frozenset(
         "window_s",
         "clear_event",
         "clear_after_s",
+        "invalid",
         *LEVEL_KEYS,
     }
 )
@@ -247,6 +251,8 @@ class MonitorSpec:
     window_s: float = 0.0
     clear_event: str = ""
     clear_after_s: float = 0.0
+    #: Level of a reading that is not a number (limit and rate monitors): red, yellow or ignore.
+    invalid: str = RED
 
     @property
     def points(self) -> frozenset[str]:
@@ -343,6 +349,10 @@ def _checked(where: str, name: str, kind: str, table: Mapping[str, Any]) -> Moni
         msg = f"{where}: level must be yellow or red, got {level!r}"
         raise ConfigError(msg)
     persistence = _whole(where, "persistence", table.get("persistence", 1), 10_000)
+    invalid = table.get("invalid", RED)
+    if invalid not in (RED, YELLOW, IGNORE) or ("invalid" in table and kind not in ("limit", "rate")):
+        msg = f"{where}: invalid (limit and rate monitors) must be red, yellow or ignore, got {invalid!r}"
+        raise ConfigError(msg)
     policy = table.get("policy", "rearm")
     if policy not in POLICIES:
         msg = f"{where}: policy must be one of {', '.join(POLICIES)}, got {policy!r}"
@@ -368,6 +378,7 @@ def _checked(where: str, name: str, kind: str, table: Mapping[str, Any]) -> Moni
         enabled=enabled,
         response=_response(where, table.get("response", {})),
         description=description,
+        invalid=invalid,
         **event_keys,
     )
 
@@ -567,6 +578,10 @@ class MonitorBank:
             if not self.enabled[spec.name]:
                 continue
             number = as_number(value)
+            if spec.kind in ("limit", "rate") and math.isnan(number):
+                if spec.invalid != IGNORE:
+                    self._step(spec, spec.invalid, t_s, {"point": point, "value": value}, out)
+                continue
             if spec.kind == "limit":
                 level = _level_of(number, spec.levels)
                 cause = {"point": point, "value": value}

@@ -65,6 +65,7 @@ Parameters (``[processes.protection.params]``)
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -287,6 +288,8 @@ class FaultProtection(FlightProcess):
         #: Events published while a response is under way, appended to the log after its send.
         self._unlogged: list[tuple[float, str, dict[str, Any]]] = []
         self._responding = False
+        #: Mission time of each point's last sample judged.
+        self._sampled_t_s: dict[str, float] = {}
         #: Mission time of the sample or event being judged (events are stamped with it).
         self._judging_t_s: float | None = None
 
@@ -551,7 +554,9 @@ class FaultProtection(FlightProcess):
             out: list[Transition] = []
             for field, value in values.items():
                 point = f"{message.source}.{field}"
-                if point in self._points:
+                # A reading comes in the board sample and again in housekeeping: judged once.
+                if point in self._points and message.t_s > self._sampled_t_s.get(point, -math.inf):
+                    self._sampled_t_s[point] = message.t_s
                     out += self.bank.observe(point, value, message.t_s)
             self._on_transitions(out, message.t_s)
         elif message.kind is Kind.EVENT and message.source != self.name:
