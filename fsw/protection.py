@@ -51,9 +51,10 @@ Parameters (``[processes.protection.params]``)
     Python package (``subsystems:protection/monitors.toml``); ``store`` (a path, default
     ``<state_dir>/protection.db``); ``entry_sequences`` (a table: mode -> sequence);
     ``schedule`` (a table: sequence -> mission time it starts at, once: ``"10d"``);
-    ``mode_timers`` (a table: mode -> ``{ after = "1h", sequence = ..., attempts = 3 }``:
-    the sequence starts each ``after`` spent in the mode, at most ``attempts`` times per
-    stay); ``emergency_exit`` (false: EMERGENCY is left by ground only; true: also to SAFE
+    ``mode_timers`` (a table: mode -> ``{ after = "1h", sequence = ..., attempts = 6,
+    backoff = 2 }``: the sequence starts ``after`` into the mode, then again after each
+    wait, the wait multiplied by ``backoff`` (1: even), at most ``attempts`` times per stay);
+    ``emergency_exit`` (false: EMERGENCY is left by ground only; true: also to SAFE
     once no monitor has been red for the hold, see :mod:`fsw.modes`);
     ``recovery_hold_s`` (600), ``boot_s`` (10: mission seconds ``BOOT`` lasts, the first
     look at the monitors, long enough for every housekeeping packet to arrive once),
@@ -373,20 +374,28 @@ class FaultProtection(FlightProcess):
                 raise ConfigError(msg) from exc
         return schedule
 
-    def _mode_timers(self, where: str) -> dict[str, tuple[float, str, int]]:
-        """``mode_timers``: mode -> (after_s, sequence, attempts), checked."""
+    def _mode_timers(self, where: str) -> dict[str, tuple[float, str, int, float]]:
+        """``mode_timers``: mode -> (after_s, sequence, attempts, backoff), checked."""
         raw = self.params.get("mode_timers", {})
         if not isinstance(raw, Mapping):
             msg = f"[{where}] mode_timers must be a table of mode = {{ after, sequence, attempts }}"
             raise ConfigError(msg)
-        timers: dict[str, tuple[float, str, int]] = {}
+        timers: dict[str, tuple[float, str, int, float]] = {}
         for mode, table in raw.items():
             key = f"[{where}.mode_timers] {mode}"
             if mode not in MODES[1:]:
                 msg = f"{key}: not a mode ({', '.join(MODES[1:])})"
                 raise ConfigError(msg)
-            if not isinstance(table, Mapping) or set(table) - {"after", "sequence", "attempts"}:
-                msg = f"{key} must be a table of after, sequence and attempts"
+            if not isinstance(table, Mapping) or set(table) - {"after", "sequence", "attempts", "backoff"}:
+                msg = f"{key} must be a table of after, sequence, attempts and backoff"
+                raise ConfigError(msg)
+            backoff = table.get("backoff", 1.0)
+            if (
+                isinstance(backoff, bool)
+                or not isinstance(backoff, (int, float))
+                or not 1.0 <= backoff <= 10.0
+            ):
+                msg = f"{key}: backoff must be a number from 1 to 10, got {backoff!r}"
                 raise ConfigError(msg)
             name, attempts = table.get("sequence"), table.get("attempts", 1)
             if name not in self.sequences:
@@ -400,7 +409,7 @@ class FaultProtection(FlightProcess):
             except ConfigError as exc:
                 msg = f"{key}: after: {exc}"
                 raise ConfigError(msg) from exc
-            timers[str(mode)] = (after_s, str(name), attempts)
+            timers[str(mode)] = (after_s, str(name), attempts, float(backoff))
         return timers
 
     def _store_path(self, where: str) -> Path:
@@ -590,8 +599,9 @@ class FaultProtection(FlightProcess):
         timer = self.mode_timers.get(self.modes.mode)
         if timer is None:
             return
-        after_s, name, attempts = timer
-        due_s = self.modes.entered_s + after_s * (self._timer_starts + 1)
+        after_s, name, attempts, backoff = timer
+        # Attempt k (from 1) comes after + after*backoff + ... + after*backoff**(k-1) in the mode.
+        due_s = self.modes.entered_s + sum(after_s * backoff**i for i in range(self._timer_starts + 1))
         if self._timer_starts < attempts and t_s >= due_s and name not in self.runs:
             self._timer_starts += 1
             self._start(name, f"timer:{self.modes.mode}:{self._timer_starts}", t_s)

@@ -235,12 +235,14 @@ class Reading:
     tripped: bool
     converter_ok: bool
     heat_pipes_ok: int | None = None
+    converters_running: int | None = None
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> Reading:
         """A reading from a board sample (``fission_power_w`` falls back on ``thermal_power_w``)."""
         thermal = float(values["thermal_power_w"])
         pipes = values.get("heat_pipes_ok")
+        running = values.get("converters_running")
         return cls(
             fission_power_w=float(values.get("fission_power_w", thermal)),
             thermal_power_w=thermal,
@@ -251,7 +253,15 @@ class Reading:
             tripped=bool(values["tripped"]),
             converter_ok=bool(values["converter_ok"]),
             heat_pipes_ok=pipes if isinstance(pipes, int) and not isinstance(pipes, bool) else None,
+            converters_running=running
+            if isinstance(running, int) and not isinstance(running, bool)
+            else None,
         )
+
+
+def _count(value: object) -> int | None:
+    """A whole-number channel, or None when the board does not report it."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass
@@ -396,6 +406,7 @@ class Supervisor:
     def command_startup(self) -> dict[str, Any]:
         """Begin the automatic approach to critical and heat-up."""
         self._refuse_if_tripped("startup")
+        self._refuse_without_heat_sink("startup")
         if self.mode not in (Mode.OFF, Mode.SHUTDOWN, Mode.STARTUP):
             msg = f"startup is for OFF, SHUTDOWN or STARTUP, not {self.mode.value}"
             raise CommandRejected(msg)
@@ -452,8 +463,24 @@ class Supervisor:
         self.manual = False
         return {"rod_target": 0.0}
 
+    def _refuse_without_heat_sink(self, command: str) -> None:
+        """Interlock: no reset or start-up while no converter runs or no heat pipe carries heat."""
+        reading = self.reading
+        if reading is None:
+            return
+        if reading.converters_running == 0 or reading.heat_pipes_ok == 0:
+            msg = (
+                f"{command} refused: the heat sink is lost (converters running "
+                f"{reading.converters_running}, heat pipes carrying heat {reading.heat_pipes_ok})"
+            )
+            raise CommandRejected(msg)
+
     def command_trip_reset(self) -> dict[str, Any]:
-        """Ask the board to clear its latched trip (it refuses while a cause stands)."""
+        """Ask the board to clear its latched trip (it refuses while a cause stands).
+
+        Refused here while the heat sink is lost, a cause the board checks only at power.
+        """
+        self._refuse_without_heat_sink("trip_reset")
         self._actions.commands.append(("trip_reset", True))
         self.rod_target = 0.0
         return {"reset": self.mode is Mode.TRIPPED}
