@@ -759,7 +759,8 @@ class ReactorProcess(FlightProcess):
             CommandDef(
                 "startup",
                 (),
-                "Approach to critical and heat up to the fuel set point (from OFF or SHUTDOWN), then POWER.",
+                "Approach to critical and heat up to the fuel set point (from OFF or SHUTDOWN), then POWER. "
+                "Refused while the heat sink is lost (no converter running or no heat pipe carrying heat).",
                 critical=True,
             ),
             CommandDef("shutdown", (), "Drive the rod in at drive speed; OFF below 1 % power."),
@@ -784,7 +785,13 @@ class ReactorProcess(FlightProcess):
                 "Set the fuel temperature the POWER trims hold; resumes automatic trims.",
             ),
             CommandDef("scram", (), "Trip the board now: rod fully in, mode TRIPPED."),
-            CommandDef("trip_reset", (), "Reset a latched board trip (rod stays in).", critical=True),
+            CommandDef(
+                "trip_reset",
+                (),
+                "Reset a latched board trip (rod stays in). Refused while the heat sink is lost, "
+                "a trip cause the board checks only at power.",
+                critical=True,
+            ),
         ),
     )
 
