@@ -25,8 +25,8 @@ staged recovery (``SURVIVAL`` -> ``SAFE`` -> ``NOMINAL``) holds in turn.
 Rules the table keeps: the base never boots blind into ``NOMINAL`` while a red monitor
 stands; it never returns to ``NOMINAL`` on its own while a red monitor stands, nor before
 every monitor has been clear for ``recovery_hold_s`` of mission time; ``EMERGENCY`` is
-left by a ground command, or, with ``emergency_exit`` on, to ``SAFE`` once no monitor has
-been red for the hold (which needs the reactor's trip reset first). Every change is a
+left by a ground command, or, with ``emergency_exit`` on, to ``SAFE`` once no danger has
+stood for the hold (which needs the reactor's trip reset first). Every change is a
 :class:`ModeChange` with its cause.
 """
 
@@ -215,8 +215,12 @@ class BaseModes:
         return bool(self.impaired) and self.safe_for_hold()
 
     def emergency_cleared(self, _event: Any = None) -> bool:
-        """``emergency_exit`` is on, and :meth:`clear_for_hold`."""
-        return self.emergency_exit and self.clear_for_hold()
+        """``emergency_exit`` is on, the trip is reset (no danger), and :meth:`safe_for_hold`.
+
+        Impairments may stand: SAFE then recovers to DEGRADED (a lasting impairment, a radio
+        fault say, must not hold the base in EMERGENCY once its reactor runs again).
+        """
+        return self.emergency_exit and self.safe_for_hold()
 
     # inputs ------------------------------------------------------------------------
 
