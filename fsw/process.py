@@ -297,14 +297,20 @@ class Process:
 
     def event(self, name: str, **data: Any) -> None:
         """Publish event ``name`` with ``data`` and log it. Severity comes from the dictionary."""
+        self.publish_event(name, data)
+
+    def publish_event(
+        self, name: str, data: Mapping[str, Any], *, at_s: float | None = None, level: str = ""
+    ) -> None:
+        """:meth:`event`, with this occurrence's severity ``level`` (default: the dictionary's)
+        and mission time ``at_s`` on the envelope (default: this process's frame time)."""
         declared = self._events.get(name)
-        severity = declared.severity.value if declared else Severity.INFO.value
         if declared is None:
             self.log.warning("undeclared_event", event_name=name)
-        log_level = LOG_LEVELS.get(severity, "info")
-        getattr(self.log, log_level)(name, severity=severity, **data)
+        severity = level or (declared.severity.value if declared else Severity.INFO.value)
+        getattr(self.log, LOG_LEVELS.get(severity, "info"))(name, severity=severity, **data)
         if self.bus is not None:
-            self.bus.publish(Kind.EVENT, name, {"severity": severity, **data})
+            self.bus.publish(Kind.EVENT, name, {"severity": severity, **data}, at_s)
 
     def telemetry(self, name: str, data: Mapping[str, Any]) -> None:
         """Publish a telemetry packet ``name``."""

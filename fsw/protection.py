@@ -79,7 +79,7 @@ from fsw.errors import CommandRejected, ConfigError, FswError, StorageError
 from fsw.messages import Kind, Message
 from fsw.modes import AUTO, BOOT, DEGRADED, EMERGENCY, GROUND, MODES, NOMINAL, BaseModes, ModeChange, Refusal
 from fsw.monitors import DISABLED, GREEN, RED, YELLOW, MonitorBank, MonitorSpec, Transition, load_monitors
-from fsw.process import LOG_LEVELS, FlightProcess, Frame
+from fsw.process import FlightProcess, Frame
 from fsw.run import RunOptions, parse_duration
 from fsw.sequences import ABORTED, DONE, WAITING, Sequence, SequenceRun, load_sequence, parse_sequence
 from fsw.store import StateStore, quarantine
@@ -281,6 +281,11 @@ class FaultProtection(FlightProcess):
         self.client: CommandClient | None = None
         self._booted_s: float | None = None
         self._points = self.bank.points
+        #: The monitored fields of each source (``power`` -> {``battery_soc``, ...}).
+        self._fields: dict[str, frozenset[str]] = {}
+        for point in self._points:
+            source, _, field = point.partition(".")
+            self._fields[source] = self._fields.get(source, frozenset()) | {field}
         self._watched_events = self.bank.events
         self._impairing = {s.name for s in self.specs if s.response.mode == DEGRADED}
         self._uplinked: dict[str, str] = {}
@@ -561,10 +566,10 @@ class FaultProtection(FlightProcess):
             else:
                 return
             out: list[Transition] = []
-            for field, value in values.items():
-                point = f"{message.source}.{field}"
+            for field in self._fields.get(message.source, ()) & values.keys():
+                point, value = f"{message.source}.{field}", values[field]
                 # A reading comes in the board sample and again in housekeeping: judged once.
-                if point in self._points and message.t_s > self._sampled_t_s.get(point, -math.inf):
+                if message.t_s > self._sampled_t_s.get(point, -math.inf):
                     self._sampled_t_s[point] = message.t_s
                     out += self.bank.observe(point, value, message.t_s)
             self._on_transitions(out, message.t_s)
@@ -815,10 +820,7 @@ class FaultProtection(FlightProcess):
         else with this process's frame time.
         """
         t_s = self.mission_time_s if self._judging_t_s is None else self._judging_t_s
-        severity = severity_override or _SEVERITIES.get(name, "info")
-        getattr(self.log, LOG_LEVELS.get(severity, "info"))(name, severity=severity, t_s=t_s, **data)
-        if self.bus is not None:
-            self.bus.publish(Kind.EVENT, name, {"severity": severity, **data}, t_s)
+        self.publish_event(name, data, at_s=t_s, level=severity_override)
         if self.store is not None:
             self._unlogged.append((t_s, name, dict(data)))
             if not self._responding:
@@ -949,10 +951,6 @@ class FaultProtection(FlightProcess):
         self._put("uplinked", dict(self._uplinked), self.mission_time_s)
         self._event("sequence_uplinked", sequence=sequence.name, steps=len(sequence.steps))
         return {"sequence": sequence.name, "steps": len(sequence.steps)}
-
-
-#: Each event's declared severity, by name (runtime events included).
-_SEVERITIES: Final = {e.name: e.severity.value for e in FaultProtection.full_dictionary().events}
 
 
 def _short(value: Any) -> str:
