@@ -47,9 +47,13 @@ about 14-15 kW: more than the arrays, and more than a 10 kWe reactor alone, so a
 dark spell forces shedding. T1 puts 70 % of its power into the habitat as heat, T4 all
 of it.
 
-Board-level battery protection: below 10 % charge (90 % depth of discharge) the board
+Board-level battery protection: at 10 % charge (90 % depth of discharge) the board
 cuts T1-T4 itself, raises ``battery_protection`` and refuses to switch them on until
-the charge is back above 15 %.
+the charge is back above 15 %; and the battery management opens the discharge path
+there (a low-voltage disconnect, ``DISCONNECT_SOC``): below it the battery gives
+nothing more (it still charges), so it is never discharged past the hard-cut floor
+and is there to restart the base when generation returns. What the loads still ask
+for then is unserved (the bus collapses).
 
 Energy ledger (:attr:`PowerModel.energy`, Wh since start): solar in + reactor in =
 load served + shunted + battery conversion loss + battery I2R + change of stored energy
@@ -124,6 +128,10 @@ def _interpolate(table: Sequence[tuple[float, float]], x: float) -> float:
     return table[-1][1]
 
 
+#: Tolerance of the state-of-charge comparisons at the protection thresholds.
+_SOC_EPSILON: Final = 1e-9
+
+
 class PowerModel(BoardModel):
     """Solar arrays, battery, bus, reactor input and switched load tiers (see the module docstring).
 
@@ -155,6 +163,8 @@ class PowerModel(BoardModel):
     #: Charge acceptance tapers to 0 between this state of charge and full.
     TAPER_SOC: Final = 0.95
     PROTECTION_CUT_SOC: Final = 0.10
+    #: State of charge at which the battery management stops discharging (low-voltage disconnect).
+    DISCONNECT_SOC: Final = 0.10
     PROTECTION_CLEAR_SOC: Final = 0.15
     COLLAPSE_VOLTAGE_V: Final = 95.0
     #: Share of a tier's power that ends up as heat in the habitat.
@@ -489,7 +499,7 @@ class PowerModel(BoardModel):
 
     def _discharge(self, deficit_w: float, open_v: float, resistance: float, dt_h: float) -> _Flow:
         """The battery gives ``deficit_w`` (``V_oc I - R I^2``) down to its floor; the rest is unserved."""
-        floor_wh = (1.0 - self._usable) * self.string_capacity_wh
+        floor_wh = max(1.0 - self._usable, self.DISCONNECT_SOC) * self.string_capacity_wh
         usable_wh = max(0.0, self.stored_wh - floor_wh)
         limit_a = open_v / (2.0 * resistance)  # maximum power transfer
         if dt_h > 0.0:
@@ -522,7 +532,7 @@ class PowerModel(BoardModel):
                 self._emit("bus_restored", "info", time_s, soc=self._soc)
 
     def _protect(self, time_s: float) -> None:
-        if not self._protection and self._soc < self.PROTECTION_CUT_SOC:
+        if not self._protection and self._soc <= self.PROTECTION_CUT_SOC + _SOC_EPSILON:
             self._protection = True
             cut = sorted(n for n, on in self._tiers.items() if on)
             for name in self._tiers:

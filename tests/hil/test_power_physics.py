@@ -220,13 +220,15 @@ def test_bus_voltage_follows_the_battery_through_the_shed_thresholds() -> None:
     assert 0.17 < crossings["shed"] < 0.21
 
 
-def test_board_protection_cuts_tiers_below_ten_percent_and_holds_them_until_fifteen() -> None:
+def test_board_protection_cuts_tiers_at_ten_percent_and_holds_them_until_fifteen() -> None:
     model = PowerModel(initial_soc=0.11, tiers_on=(1, 2))
     t_s = run(model, 1.0)
     values = model.read()
     assert values["battery_protection"] is True
     assert values["tiers_powered"] == 0
-    assert 0.08 < model.soc < 0.10
+    # The low-voltage disconnect: T0 alone still asks, but the battery stops at the floor.
+    assert model.soc == pytest.approx(PowerModel.DISCONNECT_SOC, abs=1e-9)
+    assert "bus_collapse" in model.faults()
     with pytest.raises(BoardError, match="battery protection"):
         model.command("load_t1", True)
     run(model, 1.0, t0_s=t_s, lit=1.0, reactor_electric_w=10_000.0)
@@ -234,7 +236,7 @@ def test_board_protection_cuts_tiers_below_ten_percent_and_holds_them_until_fift
     assert model.read()["battery_protection"] is False
     model.command("load_t1", True)
     names = [e.name for e in model.drain_events()]
-    assert names == ["battery_protection", "battery_protection_cleared"]
+    assert names == ["bus_collapse", "battery_protection", "bus_restored", "battery_protection_cleared"]
 
 
 @settings(max_examples=60, deadline=None)
