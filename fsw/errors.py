@@ -13,6 +13,7 @@ would naturally catch (``TimeoutError``, ``ValueError``)::
     ├── DeadlineMissed (TimeoutError)     a blocking call ran out of time (a fault)
     ├── ProcessError                      a child could not be started or stopped
     ├── StorageError (OSError)            a state store that cannot be opened, read or written
+    ├── LinkRejected (ValueError)         a space-link packet refused, with its failure code
     └── BoardError                        anything between flight code and a board
         ├── BoardUnavailable              unknown backend name or failed import
         ├── BoardTimeout (TimeoutError)   a request got no answer within its deadline
@@ -67,6 +68,21 @@ class ProcessError(FswError):
 
 class StorageError(FswError, OSError):
     """A state store (SQLite) cannot be opened, read or written, or is damaged."""
+
+
+class LinkRejected(FswError, ValueError):
+    """A space-link packet was refused (see :mod:`fsw.spacelink`).
+
+    ``code`` is the failure code sent in TM[1,2] (a :class:`fsw.spacelink.Failure`);
+    ``request`` the request id (packet id and sequence control, 4 bytes) when the header
+    could be read, else ``None``.
+    """
+
+    def __init__(self, code: int, reason: str, request: bytes | None = None) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.request = request
 
 
 class BoardError(FswError):

@@ -19,17 +19,33 @@ as encoded bus messages (the envelope of :mod:`fsw.messages`), by priority:
   record number and payload), produced while the science tier T3 is powered (the power
   subsystem's ``tiers_on`` bit 2; assumed on until power housekeeping has been heard).
 
+What is queued is already the packet the ground receives (PUS telemetry of
+:mod:`fsw.spacelink`, encoded at push time by :class:`~subsystems.groundlink.TelemetryEncoder`,
+so the queue's bytes are the link's bytes): events as TM[5,x], housekeeping as TM[3,25] of
+the source's APID, and the ground link's verification reports (TM[1,x], TM[17,2]) at
+priority 0 with the events. Science records stay bus envelopes: they take their share of
+the link's rate but go to the science archive, not on the ground link (``science_not_sent_bytes``).
+
 Each control cycle while a link is up, ``downlink_rate_bps * cycle period / 8`` bytes
 leave the queue, highest priority first, never a message split (a message longer than a
 cycle's budget is carried over until its transmission time has passed); nothing leaves
-while no link is up. What leaves is handed to :meth:`CommsProcess.downlink`, which counts
-it as downlinked (the ground link plugs in there). The queue is bounded by
+while no link is up. Between cycles, the reports of the ground link (priority 0) leave as
+soon as they are queued, on the next cycle's budget (at most one cycle's worth borrowed
+ahead), so a telecommand's verification does not wait for the next cycle. What leaves is
+handed to :meth:`CommsProcess.downlink`, which sends it on the ground link. The queue is
+bounded by
 ``queue_bytes`` (16 MiB); when it is full, lower priorities make room for higher ones (see
 :mod:`subsystems.downlink` for the rule) and every drop is counted per priority; drops of
 events or housekeeping are reported by ``downlink_loss`` at most once an hour.
 
+Ground link (:mod:`subsystems.groundlink`). Authenticated telecommands over UDP
+(``link_udp``) and TCP (``link_tcp``), heard only while a link is up; TC[17,1] is answered
+here, TC[8,1] goes to the process of its APID through the router, and every stage is
+verified back (docs/space-link.md). ``activate_key`` (critical) rotates the key.
+
 Command loss. No valid command from off the base (commands sent by the base's own
-processes, such as fault protection's sequences, do not count) for
+processes, such as fault protection's sequences, do not count; every valid telecommand
+does) for
 ``command_loss_timeout_s`` of mission time (15 days by default: longer than a
 direct-to-Earth outage) is a fault: the ``command_loss`` event,
 and the ``command_loss`` housekeeping point true until the next valid command (which
@@ -45,12 +61,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar, Final
 
-from fsw.bus import pack_body
+from fsw.bus import CommandClient
 from fsw.deployment import numeric_params
 from fsw.dictionary import Arg, ArgType, CommandDef, Dictionary, EventDef, Limits, Point, Severity
+from fsw.errors import CommandRejected, ConfigError, FswError
 from fsw.messages import Kind, Message, encode
 from fsw.process import FlightProcess, Frame
+from fsw.spacelink import DEFAULT_EPOCH_UTC, epoch_from_text, link_apids
 from subsystems.downlink import LABELS, PRIORITIES, DownlinkQueue, Outgoing, Priority
+from subsystems.groundlink import (
+    LINK_EVENTS,
+    LINK_POINTS,
+    GroundLink,
+    LinkConfig,
+    TelemetryEncoder,
+    read_link_config,
+    utc_now_s,
+)
 
 #: One-way light time Earth-Moon, mean (seconds); the board's ``light_time_s`` when it has one.
 ONE_WAY_LIGHT_TIME_S: Final = 1.28
@@ -78,7 +105,12 @@ PARAMS: Final[dict[str, tuple[float, float, float]]] = {
     "hk_realtime_period_s": (1.0, 0.0, 86400.0),
     "hk_stored_period_s": (10.0, 0.0, 86400.0),
     "command_loss_timeout_s": (15 * 86400.0, 60.0, 60.0 * 86400.0),
+    "tc_rate_per_s": (2000.0, 1.0, 1e6),
+    "tc_per_wakeup": (64.0, 1.0, 10_000.0),
 }
+
+#: Sender name of the ground's commands on the bus (a name no process may take).
+GROUND_SOURCE: Final = "ground"
 
 
 def _queue_points() -> tuple[Point, ...]:
@@ -132,6 +164,13 @@ class CommsProcess(FlightProcess):
             Point("downlinked_bytes", ArgType.INT, "B", "Bytes handed to the ground link, total."),
             Point("alarms_queued", ArgType.INT, "", "Events of severity warning and above queued, total."),
             Point("science_bytes", ArgType.INT, "B", "Science (bulk) bytes produced, total."),
+            Point(
+                "science_not_sent_bytes",
+                ArgType.INT,
+                "B",
+                "Science bytes that left the queue for the science archive, not the ground link.",
+            ),
+            *LINK_POINTS,
         ),
         events=(
             EventDef("link_acquired", Severity.INFO, "A link came up."),
@@ -145,6 +184,7 @@ class CommsProcess(FlightProcess):
                 Severity.WARNING,
                 "The full downlink queue dropped events or housekeeping (counts since the last report).",
             ),
+            *LINK_EVENTS,
         ),
         commands=(
             CommandDef(
@@ -157,12 +197,22 @@ class CommsProcess(FlightProcess):
                 (Arg("timeout_s", ArgType.FLOAT, "s", low=60.0, high=60.0 * 86400.0),),
                 "Set the command-loss timer.",
             ),
+            CommandDef(
+                "activate_key",
+                (Arg("key_id", ArgType.INT, low=0, high=65535, description="A key id of the key file."),),
+                "Make another key of the key file the one that authenticates telecommands (kept across "
+                "restarts); telecommands under the previous key are refused from then on.",
+                critical=True,
+            ),
         ),
     )
 
     def setup(self) -> None:
-        """Check the parameters, open the board and check its channels."""
+        """Check the parameters, open the board and check its channels, open the ground link."""
         params = read_params(self.params)
+        link_config = read_link_config(
+            self.params, params, state_dir=self.deployment.state_dir, run_dir=self.deployment.run_dir
+        )
         super().setup()
         self.command_loss_timeout_s = params["command_loss_timeout_s"]
         self.queue = DownlinkQueue(int(params["queue_bytes"]))
@@ -203,6 +253,130 @@ class CommsProcess(FlightProcess):
             self.board.description.require(
                 ("dte_visible", "relay_visible", "downlink_rate_bps"), ("transmitter",)
             )
+        self.science_not_sent_bytes = 0
+        #: The link's budget of one control cycle, and how much of the next one reports took early.
+        self._cycle_budget_bytes = 0.0
+        self._borrowed_bytes = 0.0
+        #: Events raised before the bus is up, published once joined.
+        self._deferred_events: list[tuple[str, dict[str, Any]]] = []
+        self._open_link(link_config)
+
+    def _open_link(self, config: LinkConfig) -> None:
+        """The telemetry encoder, the command client and the ground link (its endpoints opened)."""
+        names = [spec.name for spec in self.deployment.processes]
+        apids = link_apids(names, config.apids)
+        if config.epoch_utc:
+            epoch_s = epoch_from_text(config.epoch_utc)
+        elif self.options.lockstep:
+            epoch_s = epoch_from_text(DEFAULT_EPOCH_UTC)
+        else:
+            epoch_s = utc_now_s() - self.mission_time_s  # set again on the first frame
+        self._epoch_from_frames = not config.epoch_utc and not self.options.lockstep
+        self.encoder = TelemetryEncoder(apids, self._dictionaries(["bus", "clock", *names]), epoch_s)
+        if self.context is None:
+            msg = "process context missing"
+            raise FswError(msg)
+        self.client = CommandClient(
+            self.deployment.bus.command, source=GROUND_SOURCE, time=self.time, context=self.context
+        )
+        self.add_reader(self.client.socket, self._on_outcomes)
+        self.link = GroundLink(
+            config,
+            host=self,
+            encoder=self.encoder,
+            own_apid=apids[self.name],
+            time_source=self.time,
+            commands=self.client,
+        )
+        self.add_reader(self.link.fileno(), self._on_link)
+        self.link.open_endpoints()
+
+    def _dictionaries(self, names: Sequence[str]) -> dict[str, Dictionary]:
+        """Each process's full dictionary (its housekeeping layout and event ids on the link)."""
+        from fsw.launch import framework_spec, load_class  # noqa: PLC0415 - the launcher imports this module
+
+        found: dict[str, Dictionary] = {}
+        for name in names:
+            if name == self.name:
+                found[name] = self.full_dictionary()
+                continue
+            try:
+                found[name] = load_class(framework_spec(self.deployment, name).entry).full_dictionary()
+            except ConfigError as exc:  # its packets are counted as unencodable, the rest goes on
+                self.log.warning("dictionary_unavailable", process=name, error=str(exc)[:200])
+        return found
+
+    def teardown(self) -> None:
+        """Close the ground link, its command client and the board."""
+        try:
+            link = getattr(self, "link", None)
+            if link is not None:
+                link.close()
+        finally:
+            client = getattr(self, "client", None)
+            if client is not None:
+                client.close()
+            super().teardown()
+
+    def on_joined(self) -> None:
+        """Publish what the ground link reported while the bus was not up yet."""
+        deferred, self._deferred_events = self._deferred_events, []
+        for name, data in deferred:
+            self.event(name, **data)
+
+    # ----------------------------------------------------------------- the link's host
+
+    def link_is_up(self) -> bool:
+        """Whether a link is up (the radio hears the ground only then)."""
+        return self.link_up
+
+    def link_mission_time_s(self) -> float:
+        """Mission time now, for the link's time stamps."""
+        return self.mission_time_s
+
+    def queue_report(self, packet: bytes) -> None:
+        """Queue a verification or ping report with the events (priority 0)."""
+        self.queue.push(Priority.EVENT, packet)
+
+    def link_event(self, name: str, data: dict[str, Any]) -> None:
+        """Publish a link event (held until the bus is up)."""
+        if self._joined:
+            self.event(name, **data)
+        else:
+            self._deferred_events.append((name, data))
+
+    def link_note(self, name: str, data: dict[str, Any], *, error: bool = False) -> None:
+        """Log what the link did that depends on this host (an endpoint's port, a key file made)."""
+        (self.log.error if error else self.log.info)(name, **data)
+
+    def ground_contact(self) -> None:
+        """A valid telecommand: the ground is in contact; the command-loss timer starts again."""
+        self.last_command_t_s = self.mission_time_s
+        if self.command_loss_raised:
+            self.command_loss_raised = False
+            self.event("command_loss_cleared", command="telecommand")
+
+    def _on_link(self) -> None:
+        self.link.service()
+        self._send_reports_now()
+
+    def _on_outcomes(self) -> None:
+        self.link.collect_outcomes()
+        self._send_reports_now()
+
+    def next_timer_s(self) -> float | None:
+        """Now if telecommands wait in the link's buffers; when to retry an endpoint that failed."""
+        if self.link.backlog:
+            return self.time.now_s()
+        return self.link.reopen_at_s
+
+    def on_timer(self) -> None:
+        """Serve the link's backlog, or try again to open its endpoints."""
+        if self.link.backlog:
+            self._on_link()
+        reopen_s = self.link.reopen_at_s
+        if reopen_s is not None and self.time.now_s() >= reopen_s:
+            self.link.open_endpoints()
 
     def extra_subscriptions(self) -> tuple[bytes, ...]:
         """Every event, and the ``hk`` packet of every process of the deployment."""
@@ -219,7 +393,11 @@ class CommsProcess(FlightProcess):
         if kind is Kind.EVENT:
             if message.data.get("severity") in ALARM_SEVERITIES:
                 self.alarms_queued += 1
-            self.queue.push(Priority.EVENT, pack_body(message))
+            packet = self.encoder.event(message.source, message.name, message.t_s, message.data)
+            if packet is None:
+                self.link.counters.tm_unencodable += 1
+                return
+            self.queue.push(Priority.EVENT, packet)
         elif kind is Kind.TELEMETRY and message.name == "hk":
             source = message.source
             if source == "power":
@@ -231,7 +409,11 @@ class CommsProcess(FlightProcess):
             if last_s is not None and message.t_s - last_s < period_s - _TIME_EPSILON_S:
                 return
             self._hk_last_t_s[source] = message.t_s
-            self.queue.push(Priority.HOUSEKEEPING, pack_body(message))
+            packet = self.encoder.housekeeping(source, message.t_s, message.data)
+            if packet is None:
+                self.link.counters.tm_unencodable += 1
+                return
+            self.queue.push(Priority.HOUSEKEEPING, packet)
 
     # ----------------------------------------------------------------- the control cycle
 
@@ -242,6 +424,10 @@ class CommsProcess(FlightProcess):
         down for the cycle: nothing leaves the queue.
         """
         t_s = frame.t_s
+        if self._epoch_from_frames:
+            self._epoch_from_frames = False
+            self.encoder.epoch_unix_s = utc_now_s() - t_s  # real time: UTC at mission time 0
+        self.link.expire()
         if t_s - self.last_command_t_s >= self.command_loss_timeout_s and not self.command_loss_raised:
             self.command_loss_raised = True
             self.command_losses += 1
@@ -256,11 +442,33 @@ class CommsProcess(FlightProcess):
             self._follow_links()
         if self.link_up:
             budget_bytes = float(self.values["downlink_rate_bps"]) * self.cycle_period_s / 8.0
-            sent = self.queue.drain(budget_bytes)
-            if sent:
-                self.downlink(sent)
+            self._cycle_budget_bytes = budget_bytes
+            usable_bytes = budget_bytes - self._borrowed_bytes
+            self._borrowed_bytes = max(0.0, -usable_bytes)
+            if usable_bytes > 0.0:  # else reports sent early took this cycle's budget
+                sent = self.queue.drain(usable_bytes)
+                if sent:
+                    self.downlink(sent)
         else:
+            self._cycle_budget_bytes = self._borrowed_bytes = 0.0
             self.queue.drain(0.0)  # the link is down: nothing leaves, a half-sent message starts again
+
+    def _send_reports_now(self) -> None:
+        """Let waiting reports (priority 0) leave between cycles, on the next cycle's budget.
+
+        At most one cycle's budget is borrowed ahead, so the link's rate holds over every
+        cycle; a verification does not wait for the next cycle to leave.
+        """
+        waiting = self.queue.bytes_at(Priority.EVENT)
+        if not self.link_up or not waiting:
+            return
+        budget_bytes = min(float(waiting), self._cycle_budget_bytes - self._borrowed_bytes)
+        if budget_bytes <= 0.0:
+            return
+        self._borrowed_bytes += budget_bytes
+        sent = self.queue.drain(budget_bytes)
+        if sent:
+            self.downlink(sent)
 
     def _follow_links(self) -> None:
         """Read the radio, key the transmitter on link changes, set ``link_up``, watch for a radio fault."""
@@ -317,13 +525,19 @@ class CommsProcess(FlightProcess):
             self.queue.push(Priority.BULK, encode(record)[1])
 
     def downlink(self, sent: Sequence[Outgoing]) -> None:
-        """Hand what left the queue this cycle to the ground link.
+        """Send what left the queue this cycle on the ground link, in order.
 
-        No ground link yet: what leaves counts as downlinked. The ground link replaces
-        this method (or wraps it) to frame and transmit ``sent``, in order.
+        Everything that leaves counts as downlinked; science records go to the science
+        archive, not on the ground link (``science_not_sent_bytes``).
         """
         self.downlinked_messages += len(sent)
-        self.downlinked_bytes += sum(len(item.data) for item in sent)
+        for item in sent:
+            size = len(item.data)
+            self.downlinked_bytes += size
+            if item.priority is Priority.BULK:
+                self.science_not_sent_bytes += size
+            else:
+                self.link.send(item.data)
 
     def _report_losses(self, t_s: float) -> None:
         if t_s - self._loss_report_t_s < LOSS_REPORT_INTERVAL_S:
@@ -376,7 +590,9 @@ class CommsProcess(FlightProcess):
             downlinked_bytes=self.downlinked_bytes,
             alarms_queued=self.alarms_queued,
             science_bytes=self.science_bytes,
+            science_not_sent_bytes=self.science_not_sent_bytes,
         )
+        points.update(self.link.points())
         for priority in PRIORITIES:
             label = LABELS[priority]
             c = queue.counters[priority]
@@ -398,6 +614,8 @@ class CommsProcess(FlightProcess):
         for priority in PRIORITIES:
             stats[f"dropped_{LABELS[priority]}_messages"] = self.queue.counters[priority].dropped_messages
         stats.update(command_losses=self.command_losses, radio_faults=self.radio_faults)
+        counters = self.link.counters
+        stats.update(tc_accepted=counters.accepted, tc_rejected=sum(counters.rejected.values()))
         return stats
 
     def command_set_transmitter(self, on: bool) -> dict[str, Any]:
@@ -411,3 +629,11 @@ class CommsProcess(FlightProcess):
         """Set the command-loss timeout."""
         self.command_loss_timeout_s = timeout_s
         return {"timeout_s": timeout_s}
+
+    def command_activate_key(self, key_id: int) -> dict[str, Any]:
+        """Make key ``key_id`` of the key file the active one; rejected if the file has none such."""
+        try:
+            previous = self.link.activate_key(key_id)
+        except ConfigError as exc:
+            raise CommandRejected(str(exc)) from exc
+        return {"key_id": key_id, "previous": previous}

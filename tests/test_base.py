@@ -421,7 +421,7 @@ class TestCli:
             timeout=WAIT_S,
         )
         whole = json.loads(out.stdout)
-        assert set(whole) == {"bus", "clock", "simulator", "protection", *SUBSYSTEMS}
+        assert set(whole) == {"bus", "clock", "simulator", "spacelink", "protection", *SUBSYSTEMS}
         reactor = {c["name"]: c for c in whole["reactor"]["commands"]}
         assert reactor["set_rod_target"]["critical"] is True
         assert {"ping", "noop"} <= set(reactor)

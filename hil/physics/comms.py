@@ -14,7 +14,8 @@ ridges 0.1-0.4 deg high within the Earth's azimuth swing. Visible about half the
 base site), in one spell per 27.2-day cycle: outages of 12.5 to 14.5 days.
 
 Relay orbiter (Queqiao-2 class, 24 h frozen elliptical orbit): in view ``relay_in_view_s``
-(16 h) of every ``relay_period_s`` (24 h), seeded phase.
+(16 h) of every ``relay_period_s`` (24 h), from ``relay_phase_s`` into its period at mission
+time 0 (seeded when not given; 0: a pass begins at mission start).
 
 Links and rates. The radio closes the direct link when the Earth is visible (preferred: it
 needs no second spacecraft), else the relay link when the orbiter is in view:
@@ -79,6 +80,7 @@ class CommsModel(BoardModel):
         relay_in_view_s: float = 16 * 3600.0,
         transmitter_power_w: float = 200.0,
         light_time_s: float = 1.28,
+        relay_phase_s: float | None = None,
     ) -> None:
         super().__init__(
             description(
@@ -103,7 +105,12 @@ class CommsModel(BoardModel):
         self._libration_phase = rng.uniform(0.0, 2.0 * math.pi)
         self._anomaly_phase = rng.uniform(0.0, 2.0 * math.pi)
         self._site_azimuth_rad = rng.uniform(0.0, 2.0 * math.pi)
-        self._relay_phase_s = rng.uniform(0.0, self.relay_period_s)
+        drawn_phase_s = rng.uniform(0.0, self.relay_period_s)  # drawn always: the seed's sky stays the same
+        self._relay_phase_s = (
+            drawn_phase_s
+            if relay_phase_s is None
+            else checked_number("relay_phase_s", relay_phase_s, 0.0, self.relay_period_s)
+        )
         swing = self.EARTH_AZIMUTH_SWING_DEG
         self.horizon = HorizonMask(
             base_deg=rng.uniform(*self.HORIZON_BASE_DEG),

@@ -25,7 +25,12 @@ from hil.testing import HilBase, merge_toml
 from subsystems.comms import read_params
 from subsystems.deployment import DEFAULT_DEPLOYMENT
 
-SKY: dict[str, Any] = {"relay_period_s": 240.0, "relay_in_view_s": 120.0, "relay_rate_bps": 16_000}
+SKY: dict[str, Any] = {
+    "relay_period_s": 240.0,
+    "relay_in_view_s": 120.0,
+    "relay_rate_bps": 16_000,
+    "relay_phase_s": 160.0,  # the relay first in view 80 s in (the default base starts in a pass)
+}
 END_S = 150.0
 
 
