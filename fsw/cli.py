@@ -261,14 +261,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_dict(args: argparse.Namespace) -> int:
     """``fsw dict``: print every process's dictionary."""
-    from fsw.launch import framework_spec, load_class  # noqa: PLC0415
+    from fsw.launch import deployment_dictionaries  # noqa: PLC0415
 
     deployment, _ = load_deployment(args.deployment, args.run_dir)
-    names = ["bus", "clock", *[p.name for p in deployment.processes]]
-    whole: dict[str, Any] = {}
-    for name in names:
-        spec = framework_spec(deployment, name)
-        whole[name] = load_class(spec.entry).full_dictionary().to_json()
+    whole: dict[str, Any] = {name: d.to_json() for name, d in deployment_dictionaries(deployment).items()}
     if args.json:
         print(json.dumps(whole, indent=2))
         return 0

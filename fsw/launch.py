@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 if __name__ == "__main__":
@@ -20,6 +21,7 @@ if __name__ == "__main__":
 
 from fsw import run as run_module
 from fsw.deployment import Deployment, ProcessSpec
+from fsw.dictionary import Dictionary
 from fsw.errors import ConfigError, FswError
 from fsw.process import Process, main_for
 
@@ -56,6 +58,25 @@ def load_class(entry: str) -> type[Process]:
         msg = f"{entry!r} is not a Process subclass"
         raise ConfigError(msg)
     return cls
+
+
+def deployment_dictionaries(
+    deployment: Deployment, *, unloadable: Callable[[str, ConfigError], None] | None = None
+) -> dict[str, Dictionary]:
+    """Every process's full dictionary (the broker's and the clock's included), by process name.
+
+    Imports each process's class, as its child does. A class that does not import raises
+    :class:`ConfigError` naming its entry, or, with ``unloadable``, is reported to it and left out.
+    """
+    found: dict[str, Dictionary] = {}
+    for name in (BROKER.name, CLOCK.name, *(spec.name for spec in deployment.processes)):
+        try:
+            found[name] = load_class(framework_spec(deployment, name).entry).full_dictionary()
+        except ConfigError as exc:
+            if unloadable is None:
+                raise
+            unloadable(name, exc)
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:

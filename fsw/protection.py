@@ -135,11 +135,10 @@ def resolve_file(reference: str, deployment: Deployment, key: str) -> Path:
 
 
 def deployment_dictionaries(deployment: Deployment) -> dict[str, Dictionary]:
-    """Every process's full dictionary (clock and bus included), by process name."""
-    from fsw.launch import framework_spec, load_class  # noqa: PLC0415 - the launcher imports this module
+    """Every process's full dictionary (see :func:`fsw.launch.deployment_dictionaries`)."""
+    from fsw.launch import deployment_dictionaries as load  # noqa: PLC0415 - the launcher imports this module
 
-    names = ["bus", "clock", *(spec.name for spec in deployment.processes)]
-    return {name: load_class(framework_spec(deployment, name).entry).full_dictionary() for name in names}
+    return load(deployment)
 
 
 def check_points(

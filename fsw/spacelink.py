@@ -54,7 +54,7 @@ import hashlib
 import hmac
 import math
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -198,6 +198,19 @@ def link_apids(process_names: Sequence[str], overrides: Mapping[str, int]) -> di
     """
     names = ["supervisor", "clock", "bus", "recorder", *process_names]
     return apid_map(list(dict.fromkeys(names)), overrides)
+
+
+def split_host_port(text: str) -> tuple[str, int] | None:
+    """``"HOST:PORT"`` (``[IPv6]:PORT`` too; ``localhost`` as 127.0.0.1) -> (host, port).
+
+    None if there is no ``:`` or the port is not a whole number; the caller checks the host
+    and the port's range, and says what it wanted.
+    """
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit():
+        return None
+    host = host.strip("[]")
+    return ("127.0.0.1" if host == "localhost" else host), int(port_text)
 
 
 # ----------------------------------------------------------------- time
@@ -500,6 +513,11 @@ def encode_tm(
     )
 
 
+def apid_of(packet: bytes) -> int:
+    """The APID in the first two bytes of a space packet (or of a request id)."""
+    return (packet[0] & 0x07) << 8 | packet[1]
+
+
 def with_sequence_count(packet: bytes, seq_count: int) -> bytes:
     """``packet`` (any space packet with a CRC) with its sequence count set and its CRC redone.
 
@@ -567,7 +585,8 @@ def parse_verification(data: bytes) -> tuple[bytes, int | None, str]:
     return data[:4], code, data[6:].decode("utf-8", errors="replace")
 
 
-_FORMATS: Final = {ArgType.FLOAT: ">d", ArgType.INT: ">q", ArgType.BOOL: ">B"}
+#: struct format character of each fixed-size point type (big-endian runs are built from them).
+_FORMATS: Final = {ArgType.FLOAT: "d", ArgType.INT: "q", ArgType.BOOL: "B"}
 
 
 class HousekeepingLayout:
@@ -581,6 +600,22 @@ class HousekeepingLayout:
     def __init__(self, structure_id: int, points: Sequence[Point]) -> None:
         self.structure_id = structure_id
         self.points = tuple(points)
+        self.names = tuple(p.name for p in self.points)
+        #: Runs of fixed-size points (one Struct and their converters each), and strings (None).
+        self._segments: list[tuple[struct.Struct, tuple[Callable[[Any], Any], ...]] | None] = []
+        chars: list[str] = []
+        converters: list[Callable[[Any], Any]] = []
+        for point in self.points:
+            if point.type is ArgType.STR:
+                if chars:
+                    self._segments.append((struct.Struct(">" + "".join(chars)), tuple(converters)))
+                    chars, converters = [], []
+                self._segments.append(None)
+            else:
+                chars.append(_FORMATS[point.type])
+                converters.append(_MISSING_AS_NONE[point.type])
+        if chars:
+            self._segments.append((struct.Struct(">" + "".join(chars)), tuple(converters)))
 
     def pack(self, values: Mapping[str, Any]) -> bytes:
         """The source data of TM[3,25] for ``values`` (point name -> value)."""
@@ -590,22 +625,37 @@ class HousekeepingLayout:
         return b"".join(out)
 
     def unpack(self, data: bytes) -> dict[str, Any]:
-        """Point name -> value (``None`` where missing); raises :class:`LinkRejected`."""
+        """Point name -> value (``None`` where missing); raises :class:`LinkRejected`.
+
+        One :mod:`struct` call per run of fixed-size points (the ground decodes every packet).
+        """
         if len(data) < 2:
             raise LinkRejected(Failure.MALFORMED, "TM[3,25] shorter than its structure id")
-        (sid,) = struct.unpack_from(">H", data)
+        sid = data[0] << 8 | data[1]
         if sid != self.structure_id:
             raise LinkRejected(Failure.MALFORMED, f"TM[3,25] structure {sid}, expected {self.structure_id}")
         offset = 2
-        values: dict[str, Any] = {}
+        values: list[Any] = []
         try:
-            for point in self.points:
-                values[point.name], offset = _unpack_value(point.type, data, offset)
-        except (struct.error, UnicodeDecodeError) as exc:
+            for segment in self._segments:
+                if segment is None:
+                    length = data[offset]
+                    end = offset + 1 + length
+                    if end > len(data):
+                        msg = f"string of {length} bytes at {offset} runs past the end"
+                        raise struct.error(msg)
+                    values.append(data[offset + 1 : end].decode("utf-8"))
+                    offset = end
+                else:
+                    layout, converters = segment
+                    raw = layout.unpack_from(data, offset)
+                    offset += layout.size
+                    values.extend([convert(v) for convert, v in zip(converters, raw, strict=True)])
+        except (struct.error, IndexError, UnicodeDecodeError) as exc:
             raise LinkRejected(Failure.MALFORMED, f"TM[3,25] of structure {sid} ends early: {exc}") from exc
         if offset != len(data):
             raise LinkRejected(Failure.LENGTH_MISMATCH, f"TM[3,25] has {len(data) - offset} bytes left over")
-        return values
+        return dict(zip(self.names, values, strict=True))
 
 
 def _pack_value(kind: ArgType, value: Any) -> bytes:
@@ -627,22 +677,24 @@ def _pack_value(kind: ArgType, value: Any) -> bytes:
     return struct.pack(">d", number)
 
 
-def _unpack_value(kind: ArgType, data: bytes, offset: int) -> tuple[Any, int]:
-    if kind is ArgType.STR:
-        length = data[offset]
-        end = offset + 1 + length
-        if end > len(data):
-            msg = f"string of {length} bytes at {offset} runs past the end"
-            raise struct.error(msg)
-        return data[offset + 1 : end].decode("utf-8"), end
-    fmt = _FORMATS[kind]
-    (value,) = struct.unpack_from(fmt, data, offset)
-    offset += struct.calcsize(fmt)
-    if kind is ArgType.BOOL:
-        return (None if value == MISSING_BOOL else bool(value)), offset
-    if kind is ArgType.INT:
-        return (None if value == MISSING_INT else int(value)), offset
-    return (None if math.isnan(value) else float(value)), offset
+def _float_or_none(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _int_or_none(value: int) -> int | None:
+    return None if value == MISSING_INT else value
+
+
+def _bool_or_none(value: int) -> bool | None:
+    return None if value == MISSING_BOOL else bool(value)
+
+
+#: How a fixed-size point's raw value reads back: its missing value as ``None``.
+_MISSING_AS_NONE: Final[dict[ArgType, Callable[[Any], Any]]] = {
+    ArgType.FLOAT: _float_or_none,
+    ArgType.INT: _int_or_none,
+    ArgType.BOOL: _bool_or_none,
+}
 
 
 def event_data(event_id: int, data: Mapping[str, Any]) -> bytes:

@@ -24,6 +24,7 @@ from typing import Final
 
 from fsw.errors import ConfigError
 from fsw.resource import Resource
+from fsw.spacelink import split_host_port
 from fsw.timesource import MonotonicTime, TimeSource
 
 #: Largest packet the link takes (a CCSDS Space Packet: 6 + 65536 bytes).
@@ -52,12 +53,11 @@ class LinkUrl:
 def parse_link_url(text: str) -> LinkUrl:
     """Parse ``udp://HOST:PORT`` or ``tcp://HOST:PORT``; :class:`ConfigError` naming the text."""
     scheme, sep, rest = text.partition("://")
-    host, colon, port_text = rest.rpartition(":")
-    host = host.strip("[]")
-    if not sep or scheme not in ("udp", "tcp") or not colon or not host or not port_text.isdigit():
+    split = split_host_port(rest)
+    if not sep or scheme not in ("udp", "tcp") or split is None or not split[0]:
         msg = f"link {text!r} must be udp://HOST:PORT or tcp://HOST:PORT"
         raise ConfigError(msg)
-    port = int(port_text)
+    host, port = split
     if not 0 < port < 65536:
         msg = f"link {text!r}: port must be 1..65535"
         raise ConfigError(msg)

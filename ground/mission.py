@@ -33,18 +33,6 @@ SPACELINK_ENTRY: Final = "hil.spacelink:"
 COMMS_ENTRY: Final = "subsystems.comms:"
 
 
-def deployment_dictionaries(deployment: Deployment) -> dict[str, Dictionary]:
-    """Every process's full dictionary (broker and clock included), by process name.
-
-    Imports each process's class (as ``fsw dict`` does). Raises :class:`ConfigError`
-    naming an entry that does not import.
-    """
-    from fsw.launch import framework_spec, load_class  # noqa: PLC0415 - imports every process class
-
-    names = ["bus", "clock", *(spec.name for spec in deployment.processes)]
-    return {name: load_class(framework_spec(deployment, name).entry).full_dictionary() for name in names}
-
-
 def _comms_spec(deployment: Deployment) -> ProcessSpec | None:
     for spec in deployment.processes:
         if spec.entry.startswith(COMMS_ENTRY):
@@ -146,6 +134,8 @@ class MissionDatabase:
     @classmethod
     def from_deployment(cls, deployment: Deployment) -> MissionDatabase:
         """The database of ``deployment`` (imports every process class; :class:`ConfigError`)."""
+        from fsw.launch import deployment_dictionaries  # noqa: PLC0415 - imports every process class
+
         dictionaries = deployment_dictionaries(deployment)
         apids = deployment_apids(deployment)
         comms = _comms_spec(deployment)

@@ -17,20 +17,18 @@ from __future__ import annotations
 import binascii
 import math
 import struct
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from fsw.dictionary import ArgType, EventDef, Point
+from fsw.dictionary import EventDef
 from fsw.errors import LinkRejected
 from fsw.spacelink import (
-    MISSING_BOOL,
-    MISSING_INT,
     TIMESTAMP_LEN,
     TM_HOUSEKEEPING,
     TM_PONG,
     UNDECLARED_EVENT,
     Failure,
+    HousekeepingLayout,
     Telemetry,
     decode_tm,
     parse_event,
@@ -99,88 +97,6 @@ def fast_decode_tm(packet: bytes) -> Telemetry:
                 data=packet[_HEADER_LEN:-2],
             )
     return decode_tm(packet)
-
-
-# ----------------------------------------------------------------- housekeeping layouts
-
-_FORMAT_CHARS: Final = {ArgType.FLOAT: "d", ArgType.INT: "q", ArgType.BOOL: "B"}
-
-
-def _float(value: float) -> float | None:
-    return None if value != value else value  # NaN is the missing value  # noqa: PLR0124
-
-
-def _int(value: int) -> int | None:
-    return None if value == MISSING_INT else value
-
-
-def _bool(value: int) -> bool | None:
-    return None if value == MISSING_BOOL else bool(value)
-
-
-_CONVERTERS: Final[dict[ArgType, Callable[[Any], Any]]] = {
-    ArgType.FLOAT: _float,
-    ArgType.INT: _int,
-    ArgType.BOOL: _bool,
-}
-
-
-class CompiledLayout:
-    """The TM[3,25] layout of one APID, read with one :mod:`struct` call per run of fixed-size points.
-
-    The same bytes as :class:`fsw.spacelink.HousekeepingLayout` (the tests check both agree):
-    the structure id (u16), then every point in dictionary order.
-    """
-
-    def __init__(self, structure_id: int, points: Sequence[Point]) -> None:
-        self.structure_id = structure_id
-        self.points = tuple(points)
-        self.names = tuple(p.name for p in self.points)
-        #: Runs of fixed-size points (a Struct and their converters), and strings between them.
-        self._segments: list[tuple[struct.Struct, tuple[Callable[[Any], Any], ...]] | None] = []
-        chars: list[str] = []
-        converters: list[Callable[[Any], Any]] = []
-        for point in self.points:
-            if point.type is ArgType.STR:
-                if chars:
-                    self._segments.append((struct.Struct(">" + "".join(chars)), tuple(converters)))
-                    chars, converters = [], []
-                self._segments.append(None)
-            else:
-                chars.append(_FORMAT_CHARS[point.type])
-                converters.append(_CONVERTERS[point.type])
-        if chars:
-            self._segments.append((struct.Struct(">" + "".join(chars)), tuple(converters)))
-
-    def unpack(self, data: bytes) -> dict[str, Any]:
-        """Point name -> value (``None`` where missing); raises :class:`LinkRejected`."""
-        if len(data) < 2:
-            raise LinkRejected(Failure.MALFORMED, "TM[3,25] shorter than its structure id")
-        sid = data[0] << 8 | data[1]
-        if sid != self.structure_id:
-            raise LinkRejected(Failure.MALFORMED, f"TM[3,25] structure {sid}, expected {self.structure_id}")
-        offset = 2
-        values: list[Any] = []
-        try:
-            for segment in self._segments:
-                if segment is None:
-                    length = data[offset]
-                    end = offset + 1 + length
-                    if end > len(data):
-                        msg = f"string of {length} bytes at {offset} runs past the end"
-                        raise struct.error(msg)
-                    values.append(data[offset + 1 : end].decode("utf-8"))
-                    offset = end
-                else:
-                    layout, converters = segment
-                    raw = layout.unpack_from(data, offset)
-                    offset += layout.size
-                    values.extend([convert(v) for convert, v in zip(converters, raw, strict=True)])
-        except (struct.error, IndexError, UnicodeDecodeError) as exc:
-            raise LinkRejected(Failure.MALFORMED, f"TM[3,25] of structure {sid} ends early: {exc}") from exc
-        if offset != len(data):
-            raise LinkRejected(Failure.LENGTH_MISMATCH, f"TM[3,25] has {len(data) - offset} bytes left over")
-        return dict(zip(self.names, values, strict=True))
 
 
 # ----------------------------------------------------------------- packets
@@ -255,7 +171,7 @@ class TelemetryDecoder:
     def __init__(self, mission: MissionDatabase) -> None:
         self.mission = mission
         self.layouts = {
-            apid: CompiledLayout(apid, mission.points_of(name)) for name, apid in mission.apids.items()
+            apid: HousekeepingLayout(apid, mission.points_of(name)) for name, apid in mission.apids.items()
         }
         self.events: dict[int, tuple[EventDef, ...]] = {
             apid: mission.dictionaries[name].events

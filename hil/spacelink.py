@@ -37,6 +37,7 @@ from fsw.errors import ConfigError
 from fsw.messages import Message
 from fsw.process import Process
 from fsw.run import RunOptions
+from fsw.spacelink import split_host_port
 from fsw.timesource import TimeSource
 
 #: Default ground-facing endpoint of the relay.
@@ -65,16 +66,11 @@ def _address(text: Any, where: str) -> tuple[str, int]:
     if not isinstance(text, str):
         msg = f"{where} must be a string 'ADDRESS:PORT', got {text!r}"
         raise ConfigError(msg)
-    host, sep, port_text = text.rpartition(":")
-    host = host.strip("[]")
-    try:
-        port = int(port_text)
-    except ValueError:
-        port = -1
-    if not sep or not host or not 0 <= port <= 65535:
+    split = split_host_port(text)
+    if split is None or not split[0] or not 0 <= split[1] <= 65535:
         msg = f"{where} = {text!r} must be 'ADDRESS:PORT'"
         raise ConfigError(msg)
-    return ("127.0.0.1" if host == "localhost" else host), port
+    return split
 
 
 def _socket_for(address: tuple[str, int]) -> socket.socket:

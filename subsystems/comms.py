@@ -272,7 +272,7 @@ class CommsProcess(FlightProcess):
         else:
             epoch_s = utc_now_s() - self.mission_time_s  # set again on the first frame
         self._epoch_from_frames = not config.epoch_utc and not self.options.lockstep
-        self.encoder = TelemetryEncoder(apids, self._dictionaries(["bus", "clock", *names]), epoch_s)
+        self.encoder = TelemetryEncoder(apids, self._dictionaries(), epoch_s)
         if self.context is None:
             msg = "process context missing"
             raise FswError(msg)
@@ -291,20 +291,14 @@ class CommsProcess(FlightProcess):
         self.add_reader(self.link.fileno(), self._on_link)
         self.link.open_endpoints()
 
-    def _dictionaries(self, names: Sequence[str]) -> dict[str, Dictionary]:
+    def _dictionaries(self) -> dict[str, Dictionary]:
         """Each process's full dictionary (its housekeeping layout and event ids on the link)."""
-        from fsw.launch import framework_spec, load_class  # noqa: PLC0415 - the launcher imports this module
+        from fsw.launch import deployment_dictionaries  # noqa: PLC0415 - the launcher imports this module
 
-        found: dict[str, Dictionary] = {}
-        for name in names:
-            if name == self.name:
-                found[name] = self.full_dictionary()
-                continue
-            try:
-                found[name] = load_class(framework_spec(self.deployment, name).entry).full_dictionary()
-            except ConfigError as exc:  # its packets are counted as unencodable, the rest goes on
-                self.log.warning("dictionary_unavailable", process=name, error=str(exc)[:200])
-        return found
+        def unloadable(name: str, exc: ConfigError) -> None:  # its packets count as unencodable
+            self.log.warning("dictionary_unavailable", process=name, error=str(exc)[:200])
+
+        return deployment_dictionaries(self.deployment, unloadable=unloadable)
 
     def teardown(self) -> None:
         """Close the ground link, its command client and the board."""
@@ -349,12 +343,13 @@ class CommsProcess(FlightProcess):
         """Log what the link did that depends on this host (an endpoint's port, a key file made)."""
         (self.log.error if error else self.log.info)(name, **data)
 
-    def ground_contact(self) -> None:
-        """A valid telecommand: the ground is in contact; the command-loss timer starts again."""
+    def ground_contact(self, command: str = "telecommand") -> None:
+        """The ground is in contact (a valid telecommand, or a command from off the base):
+        the command-loss timer starts again and a command loss clears."""
         self.last_command_t_s = self.mission_time_s
         if self.command_loss_raised:
             self.command_loss_raised = False
-            self.event("command_loss_cleared", command="telecommand")
+            self.event("command_loss_cleared", command=command)
 
     def _on_link(self) -> None:
         self.link.service()
@@ -558,13 +553,8 @@ class CommsProcess(FlightProcess):
     def _execute(self, message: Any) -> None:
         # A command from off the base (not from one of its own processes, such as fault
         # protection's sequences) resets the command-loss timer and clears the fault.
-        if str(getattr(message, "source", "")) in self._on_board:
-            super()._execute(message)
-            return
-        self.last_command_t_s = self.mission_time_s
-        if self.command_loss_raised:
-            self.command_loss_raised = False
-            self.event("command_loss_cleared", command=str(getattr(message, "name", "")))
+        if str(getattr(message, "source", "")) not in self._on_board:
+            self.ground_contact(str(getattr(message, "name", "")))
         super()._execute(message)
 
     def housekeeping(self) -> dict[str, Any]:

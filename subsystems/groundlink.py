@@ -91,11 +91,13 @@ from fsw.spacelink import (
     Failure,
     HousekeepingLayout,
     RawTelecommand,
+    apid_of,
     decode_service,
     encode_tm,
     epoch_from_text,
     event_data,
     parse_tc,
+    split_host_port,
     verification_data,
     verify_mac,
     with_sequence_count,
@@ -208,19 +210,15 @@ def parse_address(text: str, where: str) -> tuple[str, int] | None:
     """
     if text == "":
         return None
-    host, sep, port_text = text.rpartition(":")
-    host = host.strip("[]")
-    if host == "localhost":
-        host = "127.0.0.1"
+    split = split_host_port(text)
     try:
-        ipaddress.ip_address(host)
-        port = int(port_text)
+        numeric = split is not None and bool(ipaddress.ip_address(split[0]))
     except ValueError:
-        port = -1
-    if not sep or not 0 <= port <= 65535:
+        numeric = False
+    if split is None or not numeric or not 0 <= split[1] <= 65535:
         msg = f"{where} = {text!r} must be 'ADDRESS:PORT' with a numeric address (or '' for none)"
         raise ConfigError(msg)
-    return host, port
+    return split
 
 
 def read_link_config(
@@ -881,7 +879,7 @@ class GroundLink(Resource):
             self._verify(self._apid_of(exc.request), TM_ACCEPT_FAILED, exc.request, code, exc.reason)
 
     def _apid_of(self, request: bytes) -> int:
-        apid = (request[0] & 0x07) << 8 | request[1]
+        apid = apid_of(request)
         return apid if apid in self._apid_names else self._own_apid
 
     def _verify(
@@ -1003,7 +1001,7 @@ class GroundLink(Resource):
         Never blocks: a UDP send that would block is dropped (``tm_udp_dropped``), a TCP
         client whose waiting output passes :data:`TCP_OUTPUT_BYTES_MAX` is dropped.
         """
-        apid = (packet[0] & 0x07) << 8 | packet[1]
+        apid = apid_of(packet)
         count = self._tm_counts.get(apid, 0)
         self._tm_counts[apid] = (count + 1) & 0x3FFF
         packet = with_sequence_count(packet, count)
