@@ -19,7 +19,7 @@ from fsw.run import parse_duration
 from fsw.spacelink import epoch_from_text
 from ground.archive import Archive
 from ground.mission import MissionDatabase
-from hil.plot import Series, parse_point
+from hil.plot import Series, parse_point, pyplot, save_figure
 
 
 def resolve_since(text: str | None, newest_s: float | None) -> float | None:
@@ -90,15 +90,9 @@ def plot_series(
 
     Raises :class:`ConfigError` if matplotlib is missing or ``out`` cannot be written.
     """
-    try:
-        import matplotlib  # noqa: PLC0415 - ground-only, optional
+    plt = pyplot()
+    import matplotlib.dates as mdates  # noqa: PLC0415 - ground-only, optional (pyplot() checked it)
 
-        matplotlib.use("Agg")
-        import matplotlib.dates as mdates  # noqa: PLC0415
-        import matplotlib.pyplot as plt  # noqa: PLC0415
-    except ImportError as exc:
-        msg = "plotting needs matplotlib: pip install 'lunar-fsw[ground]'"
-        raise ConfigError(msg) from exc
     figure, axes = plt.subplots(len(data), 1, sharex=True, figsize=(10, 1.9 * len(data) + 0.9), squeeze=False)
     try:
         for axis, series in zip(axes[:, 0], data, strict=True):
@@ -118,18 +112,9 @@ def plot_series(
         formatter = mdates.ConciseDateFormatter(locator, tz=dt.timezone.utc)  # type: ignore[no-untyped-call]
         bottom.xaxis.set_major_formatter(formatter)
         bottom.set_xlabel("UTC")
-        if title:
-            figure.suptitle(title)
-        figure.tight_layout()
-        path = Path(out)
-        try:
-            figure.savefig(path, dpi=110)
-        except OSError as exc:
-            msg = f"cannot write {path}: {exc}"
-            raise ConfigError(msg) from exc
+        return save_figure(figure, out, title)
     finally:
         plt.close(figure)
-    return path
 
 
 def plot_archive(

@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from fsw.errors import CodecError, ConfigError
 from fsw.messages import decode
@@ -115,14 +115,7 @@ def plot(
 
     Raises :class:`ConfigError` if matplotlib is not installed or ``out`` cannot be written.
     """
-    try:
-        import matplotlib  # noqa: PLC0415 - ground-only, optional
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
-    except ImportError as exc:
-        msg = "plotting needs matplotlib: pip install 'lunar-fsw[ground]'"
-        raise ConfigError(msg) from exc
+    plt = pyplot()
     panels = list(data)
     span_s = max((s.t_s[-1] for s in panels if s.t_s), default=0.0)
     scale_s, unit = (SECONDS_PER_DAY, "d") if span_s >= 2 * SECONDS_PER_DAY else (3600.0, "h")
@@ -135,6 +128,27 @@ def plot(
         axis.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
         axis.grid(visible=True, alpha=0.3)
     axes[-1, 0].set_xlabel(f"mission time ({unit})")
+    try:
+        return save_figure(figure, out, title)
+    finally:
+        plt.close(figure)
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend; :class:`ConfigError` if matplotlib is not installed."""
+    try:
+        import matplotlib  # noqa: PLC0415 - ground-only, optional
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError as exc:
+        msg = "plotting needs matplotlib: pip install 'lunar-fsw[ground]'"
+        raise ConfigError(msg) from exc
+    return plt
+
+
+def save_figure(figure: Any, out: str | Path, title: str = "") -> Path:
+    """Title ``figure``, lay it out and write it to ``out`` (PNG); :class:`ConfigError` if it cannot."""
     if title:
         figure.suptitle(title)
     figure.tight_layout()
@@ -144,9 +158,7 @@ def plot(
     except OSError as exc:
         msg = f"cannot write {path}: {exc}"
         raise ConfigError(msg) from exc
-    finally:
-        plt.close(figure)
     return path
 
 
-__all__ = ["Series", "parse_point", "plot", "series"]
+__all__ = ["Series", "parse_point", "plot", "pyplot", "save_figure", "series"]

@@ -356,6 +356,9 @@ class TestEventsAndArchive:
         assert "battery_soc" in hk[-1]["content"]
 
     def test_plot_of_the_last_hour_is_a_png(self, ground: Ground) -> None:
+        with ground.client() as client:  # both sources heard, and archived with the command's flush
+            latest_of(client, {"power", "reactor"})
+            assert client.command("power", "noop", timeout_s=WAIT_S).ok
         out = ground.run_dir / "soc.png"
         result = ground.fsw(
             "plot", "power.battery_soc", "reactor.fuel_temp_c", "--since", "1h", "--out", str(out),
