@@ -34,6 +34,7 @@ from hil.campaign_analysis import (
     Table,
     time_in_modes,
 )
+from hil.plot import pyplot, save_figure
 
 REPORT_FILE: Final = "report.md"
 REPORT_JSON: Final = "report.json"
@@ -372,18 +373,6 @@ def _envelope(t_s: Sequence[float], values: Sequence[float], buckets: int) -> tu
     return xs, ys
 
 
-def _pyplot() -> Any:
-    try:
-        import matplotlib  # noqa: PLC0415 - ground-only, optional
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
-    except ImportError as exc:
-        msg = "plots need matplotlib: pip install 'lunar-fsw[ground]'"
-        raise ConfigError(msg) from exc
-    return plt
-
-
 def _scale(report: CampaignReport) -> tuple[float, str]:
     end_s = max(report.observations.end_s, float(report.summary.get("mission_time_s", 0.0)))
     return (86_400.0, "d") if end_s >= 2 * 86_400.0 else (3600.0, "h")
@@ -408,12 +397,8 @@ def _line(axis: Any, table: Table, point: str, scale: float, label: str, factor:
 
 
 def _save(plt: Any, figure: Any, path: Path) -> None:
-    figure.tight_layout()
     try:
-        figure.savefig(path, dpi=100)
-    except OSError as exc:
-        msg = f"cannot write {path}: {exc}"
-        raise ConfigError(msg) from exc
+        save_figure(figure, path, dpi=100)
     finally:
         plt.close(figure)
 
@@ -489,7 +474,7 @@ def write_plots(report: CampaignReport, directory: Path) -> list[str]:
 
     Raises :class:`ConfigError` without matplotlib or if a file cannot be written.
     """
-    plt = _pyplot()
+    plt = pyplot()
     tables = report.observations.tables
     power, thermal, reactor = tables["power"], tables["thermal"], tables["reactor"]
     floor = float(report.settings.get("battery_floor_soc", 0.1))

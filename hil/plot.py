@@ -147,14 +147,14 @@ def pyplot() -> Any:
     return plt
 
 
-def save_figure(figure: Any, out: str | Path, title: str = "") -> Path:
+def save_figure(figure: Any, out: str | Path, title: str = "", *, dpi: int = 110) -> Path:
     """Title ``figure``, lay it out and write it to ``out`` (PNG); :class:`ConfigError` if it cannot."""
     if title:
         figure.suptitle(title)
     figure.tight_layout()
     path = Path(out)
     try:
-        figure.savefig(path, dpi=110)
+        figure.savefig(path, dpi=dpi)
     except OSError as exc:
         msg = f"cannot write {path}: {exc}"
         raise ConfigError(msg) from exc
